@@ -1,0 +1,77 @@
+"""The XSched platform table (data/platforms.toml), validated on load.
+
+One source of truth for every platform-specific file name, device node and variable.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Debian multiarch default library folders, in the order glibc searches them (ld.so.conf aside).
+SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
+
+
+class CommonLayout(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    preempt_lib: str
+    xserver: str
+    xcli: str
+    version_file: str
+    seed_prefix: str
+    common_prefixes: list[str]
+    ipc_shm_glob: str
+    ipc_sysv_key: str
+    default_port: int
+
+
+class Platform(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = ""
+    display: str
+    shim: str
+    hal: str
+    softlinks: list[str] = Field(min_length=1)
+    runtime_libs: list[str] = Field(min_length=1)
+    runtime_search_dirs: list[str]
+    runtime_lib_env: str
+    device_nodes: list[str]
+    docker_run_flags: list[str]
+    default_route: Literal["preload", "libpath"]
+    torch_version_attr: str
+    hal_marker_symbol: str
+
+
+class PlatformTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    common: CommonLayout
+    platforms: dict[str, Platform]
+
+
+@cache
+def table() -> PlatformTable:
+    raw = tomllib.loads(resources.files("xsched_ops.data").joinpath("platforms.toml").read_text())
+    for name, entry in raw.get("platforms", {}).items():
+        entry["name"] = name
+    return PlatformTable.model_validate(raw)
+
+
+def common() -> CommonLayout:
+    return table().common
+
+
+def get(name: str) -> Platform:
+    platforms = table().platforms
+    if name not in platforms:
+        from xsched_ops.errors import UsageError
+
+        raise UsageError(f"unknown platform {name!r}", f"choose one of: {', '.join(sorted(platforms))}")
+    return platforms[name]
+
+
+def all_platforms() -> list[Platform]:
+    return list(table().platforms.values())

@@ -1,0 +1,1 @@
+"""Where commands run: a Docker container (through the SDK) or this host."""
