@@ -40,3 +40,63 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("docker") is not None:
             item.fixturenames.insert(0, "docker_engine")
+
+
+@pytest.fixture(scope="session")
+def sandbox_image(docker_engine: None) -> str:
+    """The sandbox image (built once, then cached by the hash of its inputs)."""
+    import docker
+
+    from xsched_ops.sandbox.image import ensure_image
+
+    client = docker.from_env(timeout=600)
+    try:
+        return ensure_image(client)
+    finally:
+        client.close()
+
+
+def _labelled_container(image: str, name: str, running: bool = True, **extra: object):
+    import docker
+
+    from xsched_ops.target.container import MANAGED_LABEL
+
+    client = docker.from_env()
+    container = client.containers.run(
+        image, name=name, detach=True, init=True,
+        labels={MANAGED_LABEL: "1", "org.xsched-ops.test": "1"}, **extra,
+    )
+    if not running:
+        container.stop(timeout=0)
+    return client, container
+
+
+@pytest.fixture(scope="module")
+def scratch_container(sandbox_image: str):
+    """A plain running container of the sandbox image, with a stale LD_LIBRARY_PATH in its Env."""
+    import uuid
+
+    from xsched_ops.target.container import ContainerTarget
+
+    name = f"xo-test-{uuid.uuid4().hex[:8]}"
+    client, container = _labelled_container(sandbox_image, name, environment={"LD_LIBRARY_PATH": "/stale/lib"})
+    target = ContainerTarget.open(name)
+    try:
+        yield target
+    finally:
+        target.close()
+        container.remove(force=True)
+        client.close()
+
+
+@pytest.fixture
+def stopped_container_name(sandbox_image: str):
+    import uuid
+
+    name = f"xo-stopped-{uuid.uuid4().hex[:8]}"
+    client, container = _labelled_container(sandbox_image, name, running=False)
+    try:
+        yield name
+    finally:
+        container.remove(force=True)
+        client.close()

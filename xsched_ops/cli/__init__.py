@@ -52,6 +52,7 @@ def _mount_commands() -> None:
         doctor,
         env,
         fix_and_rerun,
+        info,
         ldd,
         profiles,
         report,
@@ -60,7 +61,7 @@ def _mount_commands() -> None:
         sandbox,
     )
 
-    for module in (doctor, ldd, env, run, fix_and_rerun, compare, report, results, profiles, sandbox):
+    for module in (doctor, ldd, env, run, fix_and_rerun, compare, report, results, profiles, sandbox, info):
         module.register(app)
 
 

@@ -1,0 +1,42 @@
+# xsched-ops: set-up, tests, demo.
+#   make demo   -- the main job on the embedded default (the sandbox), from a fresh machine
+#   make test   -- everything the tests need, then the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch that the torch-backend tests use (a local file on these machines).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install install-torch setup test test-fast lint demo clean
+
+$(BIN)/xsched-ops: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/xsched-ops
+
+install-torch: install
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+
+# System tools (docker.io, debootstrap, g++, chromium for the report test) and a running engine.
+setup:
+	bash docker/ensure-engine.sh chromium
+
+test: setup install install-torch
+	$(BIN)/pytest -ra
+
+# Without the engine-backed tests: quick feedback while editing.
+test-fast: install
+	$(BIN)/pytest -ra -m "not docker and not slow"
+
+lint: install
+	$(BIN)/ruff check xsched_ops tests bench
+
+demo: install
+	bash docker/ensure-engine.sh
+	bash docker/demo.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache results

@@ -1,0 +1,341 @@
+"""A Docker container as a target, through the Docker SDK.
+
+* Commands run through the low-level exec API (``exec_create`` / ``exec_start(stream=True,
+  demux=True)`` / ``exec_inspect``) so that output streams *and* the exit code comes back.
+* An explicit environment is made complete and verbatim with ``env -i NAME=VALUE ... argv``:
+  the exec API's own ``Environment`` only adds to the container's configured ``Env`` and
+  cannot remove a stale ``LD_LIBRARY_PATH`` from it. Values travel as argv entries of a JSON
+  array, so nothing is expanded by a shell.
+* A stopped ``docker exec`` client does not stop the process inside the container; on timeout
+  or Ctrl-C every process carrying the command's marker variable is killed in the container.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from xsched_ops.errors import (
+    ContainerNotFoundError,
+    ContainerNotRunningError,
+    TargetPathError,
+)
+from xsched_ops.target import engine
+from xsched_ops.target.archive import build_archive, safe_extract, spool_chunks
+from xsched_ops.target.base import (
+    EXEC_MARKER_VARIABLE,
+    DirEntry,
+    ExecResult,
+    LineCallback,
+    Target,
+    TargetFacts,
+    new_exec_id,
+)
+from xsched_ops.target.fs import RootedFS, TargetFS
+from xsched_ops.target.streaming import LineSplitter
+
+# Label carried by every container xsched-ops creates, so that none is left unfindable.
+MANAGED_LABEL = "org.xsched-ops.managed"
+
+# Seconds between SIGTERM and SIGKILL when a command is stopped.
+KILL_GRACE_S = 2.0
+
+# Finds every process whose initial environment carries the marker and signals it. It runs with
+# the container's default environment, so it never matches itself.
+_KILL_SCRIPT = r"""
+sig="$1"; marker="$2"; count=0
+for dir in /proc/[0-9]*; do
+  pid="${dir#/proc/}"
+  [ "$pid" = "$$" ] && continue
+  if tr '\000' '\n' < "$dir/environ" 2>/dev/null | grep -qxF "$marker"; then
+    kill -s "$sig" "$pid" 2>/dev/null && count=$((count + 1))
+  fi
+done
+echo "$count"
+"""
+
+
+def _parse_env(entries: list[str] | None) -> dict[str, str]:
+    environment: dict[str, str] = {}
+    for entry in entries or []:
+        name, _, value = entry.partition("=")
+        environment[name] = value
+    return environment
+
+
+class ContainerTarget(Target):
+    kind = "container"
+
+    def __init__(self, client: docker.DockerClient, container: Container, address: str) -> None:
+        self._client = client
+        self._container = container
+        self._address = address
+
+    # -- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, name_or_id: str, docker_host: str | None = None) -> ContainerTarget:
+        client = engine.connect(docker_host)
+        address = engine.engine_address(docker_host)
+        try:
+            container = engine.call_engine(client.containers.get, name_or_id)
+        except docker.errors.NotFound:
+            running = sorted(c.name for c in engine.call_engine(client.containers.list))
+            listing = ", ".join(running) if running else "none"
+            client.close()
+            raise ContainerNotFoundError(
+                f"no container named {name_or_id!r} on the engine at {address}",
+                f"running containers: {listing}; check the name with `docker ps -a`",
+            ) from None
+        except docker.errors.APIError as err:
+            client.close()
+            raise engine.engine_error(err, f"look up container {name_or_id!r}") from err
+        status = container.status
+        if status != "running":
+            client.close()
+            raise ContainerNotRunningError(
+                f"container {container.name!r} is {status}, not running",
+                f"start it with `docker start {container.name}`",
+            )
+        return cls(client, container, address)
+
+    def close(self) -> None:
+        self._client.close()
+
+    @property
+    def container(self) -> Container:
+        return self._container
+
+    @property
+    def name(self) -> str:
+        return self._container.name
+
+    def facts(self) -> TargetFacts:
+        version = engine.call_engine(self._client.version)
+        attrs = self._container.attrs
+        return TargetFacts(
+            kind="container",
+            name=self.name,
+            id=self._container.id[:12],
+            image=attrs.get("Config", {}).get("Image", ""),
+            engine=self._address,
+            engine_api_version=str(version.get("ApiVersion", "")),
+            user=self.user(),
+            extra={"engine_version": str(version.get("Version", ""))},
+        )
+
+    # -- processes ----------------------------------------------------------------------------
+    def exec(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        on_line: LineCallback | None = None,
+        capture: bool = True,
+        user: str | None = None,
+    ) -> ExecResult:
+        argv = list(argv)
+        if not argv:
+            raise ValueError("empty command")
+        exec_id = new_exec_id()
+        marker = f"{EXEC_MARKER_VARIABLE}={exec_id}"
+        if env is None:
+            command = argv
+            extra_environment = [marker]
+        else:
+            assignments = [f"{name}={value}" for name, value in env.items() if name != EXEC_MARKER_VARIABLE]
+            command = ["env", "-i", *assignments, marker, *argv]
+            extra_environment = []
+        api = self._client.api
+        started = time.monotonic()
+        created = engine.call_engine(
+            api.exec_create,
+            self._container.id,
+            cmd=command,
+            environment=extra_environment or None,
+            workdir=cwd,
+            user=user or "",
+            stdout=True,
+            stderr=True,
+        )
+        exec_api_id = created["Id"]
+        stream = api.exec_start(exec_api_id, stream=True, demux=True)
+        splitters = {
+            "stdout": LineSplitter("stdout", on_line, capture),
+            "stderr": LineSplitter("stderr", on_line, capture),
+        }
+        failure: list[BaseException] = []
+
+        def pump() -> None:
+            try:
+                for out_chunk, err_chunk in stream:
+                    if out_chunk:
+                        splitters["stdout"].feed(out_chunk)
+                    if err_chunk:
+                        splitters["stderr"].feed(err_chunk)
+            except BaseException as err:  # handed to the caller's thread
+                failure.append(err)
+
+        reader = threading.Thread(target=pump, name=f"exec-{exec_id}", daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            deadline = None if timeout is None else started + timeout
+            while reader.is_alive():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    timed_out = True
+                    self._stop_marked(exec_id)
+                    reader.join(KILL_GRACE_S + 10)
+                    break
+                reader.join(0.2 if remaining is None else min(0.2, remaining))
+        except KeyboardInterrupt:
+            self._stop_marked(exec_id)
+            raise
+        for splitter in splitters.values():
+            splitter.close()
+        if failure and not timed_out:
+            raise failure[0]
+        exit_code = self._wait_exit_code(exec_api_id)
+        return ExecResult(
+            argv=tuple(argv),
+            exit_code=exit_code,
+            stdout=splitters["stdout"].text(),
+            stderr=splitters["stderr"].text(),
+            timed_out=timed_out,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _wait_exit_code(self, exec_api_id: str) -> int:
+        # The stream can end a moment before the engine records the exit code.
+        for _ in range(50):
+            info = engine.call_engine(self._client.api.exec_inspect, exec_api_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            time.sleep(0.1)
+        return -1
+
+    def _stop_marked(self, exec_id: str) -> None:
+        """SIGTERM every marked process, then SIGKILL those still there after a grace period."""
+        if self.kill_marked(exec_id, "TERM") == 0:
+            return
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if self.kill_marked(exec_id, "0") == 0:
+                return
+        self.kill_marked(exec_id, "KILL")
+
+    def kill_marked(self, exec_id: str, signal_name: str = "KILL") -> int:
+        marker = f"{EXEC_MARKER_VARIABLE}={exec_id}"
+        result = engine.call_engine(
+            self._container.exec_run,
+            ["sh", "-c", _KILL_SCRIPT, "xsched-ops-kill", signal_name, marker],
+            user="root",
+        )
+        try:
+            return int(result.output.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return 0
+
+    # -- files --------------------------------------------------------------------------------
+    def _check_run(self, argv: list[str], what: str) -> ExecResult:
+        result = self.exec(argv, timeout=120)
+        if result.exit_code != 0:
+            raise TargetPathError(
+                f"{what} in container {self.name!r} failed: {result.stderr.strip() or result.stdout.strip()}",
+                "check the path and the container's permissions",
+            )
+        return result
+
+    def copy_in(self, source: Path, destination: str) -> None:
+        destination = posixpath.normpath(destination)
+        parent = posixpath.dirname(destination) or "/"
+        self._check_run(["mkdir", "-p", parent], f"creating {parent}")
+        with build_archive(Path(source), posixpath.basename(destination)) as archive:
+            try:
+                engine.call_engine(self._container.put_archive, parent, archive)
+            except docker.errors.APIError as err:
+                raise TargetPathError(
+                    f"copying {source} to {self.name}:{destination} failed: {engine._short(err)}",
+                    "check that the destination folder is writable",
+                ) from err
+
+    def copy_out(self, source: str, destination: Path) -> Path:
+        try:
+            chunks, _stat = engine.call_engine(self._container.get_archive, source)
+        except docker.errors.NotFound:
+            raise TargetPathError(f"{self.name}:{source}: no such file or folder in the container",
+                                  "check the path with `docker exec NAME ls`") from None
+        with spool_chunks(chunks) as archive:
+            safe_extract(archive, Path(destination), f"{self.name}:{source}")
+        return Path(destination) / posixpath.basename(posixpath.normpath(source))
+
+    def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
+        import tarfile
+
+        try:
+            chunks, _stat = engine.call_engine(self._container.get_archive, path)
+        except docker.errors.NotFound:
+            raise TargetPathError(f"{self.name}:{path}: no such file in the container", "check the path") from None
+        with spool_chunks(chunks) as spool, tarfile.open(fileobj=spool, mode="r:") as archive:
+            for member in archive:
+                if member.isfile():
+                    handle = archive.extractfile(member)
+                    assert handle is not None
+                    return handle.read() if max_bytes is None else handle.read(max_bytes)
+        raise TargetPathError(f"{self.name}:{path}: not a regular file", "check the path")
+
+    def list_dir(self, path: str) -> list[DirEntry]:
+        result = self.exec(["find", path, "-mindepth", "1", "-maxdepth", "1", "-printf", r"%f\t%y\t%s\t%l\n"], timeout=60)
+        if result.exit_code != 0:
+            raise TargetPathError(f"{self.name}:{path}: cannot list ({result.stderr.strip()})", "check the path")
+        kinds = {"f": "file", "d": "dir", "l": "link"}
+        entries = []
+        for line in result.stdout.splitlines():
+            name, kind, size, link = (line.split("\t") + ["", "", ""])[:4]
+            entries.append(DirEntry(name=name, kind=kinds.get(kind, "other"), size=int(size or 0), link_target=link or None))
+        return sorted(entries, key=lambda e: e.name)
+
+    def exists(self, path: str) -> bool:
+        return self.exec(["test", "-e", path], timeout=60).exit_code == 0
+
+    def fs(self) -> TargetFS:
+        self._container.reload()
+        pid = self._container.attrs.get("State", {}).get("Pid", 0)
+        root = f"/proc/{pid}/root"
+        if pid and os.access(root, os.R_OK | os.X_OK) and self._is_same_host(root):
+            return RootedFS(root)
+        from xsched_ops.errors import EngineError
+
+        raise EngineError(
+            f"the files of container {self.name!r} cannot be read from this host (remote engine or not root)",
+            "run xsched-ops on the Docker host as root, or inside the container with --local",
+        )
+
+    def _is_same_host(self, root: str) -> bool:
+        hostname = self._container.attrs.get("Config", {}).get("Hostname", "")
+        try:
+            with open(os.path.join(root, "etc", "hostname")) as handle:
+                return handle.read().strip() == hostname
+        except OSError:
+            return False
+
+    # -- configuration ------------------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        return _parse_env(self._container.attrs.get("Config", {}).get("Env"))
+
+    def user(self) -> str:
+        return self._container.attrs.get("Config", {}).get("User") or "root"
+
+    def describe_command(self, argv: Sequence[str]) -> str:
+        return f"docker exec {self.name} {shlex.join(argv)}"
