@@ -1,0 +1,199 @@
+"""The environment a process needs to run under XSched, built from the target's own environment.
+
+Pure: the inputs are the target's configured environment, the XSched install, the route and the
+role's settings; the target's file system is only *looked at* (which folders hold a duplicate of
+an XSched library, where the real runtime is). Every value is complete (no ``$VAR`` left for a
+shell), and every change carries its reason so the doctor and ``env`` can show it.
+
+Routes:
+* ``preload``: the shim in ``LD_PRELOAD`` (what HIP needs: torch links libamdhip64 directly);
+* ``libpath``: the XSched lib folder first on ``LD_LIBRARY_PATH`` so the runtime's soname
+  (``libcuda.so.1`` / ``libamdhip64.so``) resolves to the shim's softlink.
+Either way the lib folder goes first on ``LD_LIBRARY_PATH``, folders holding stale duplicates of
+XSched's libraries are dropped, and the HAL is pointed at the *real* runtime.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from xsched_ops import platforms
+from xsched_ops.target.fs import TargetFS
+from xsched_ops.xsched_install import XSchedInstall
+from xsched_ops.xsched_settings import RoleScheduling
+
+Route = Literal["preload", "libpath"]
+
+
+@dataclass(frozen=True)
+class EnvChange:
+    name: str
+    before: str | None
+    after: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuiltEnvironment:
+    env: dict[str, str]
+    changes: list[EnvChange] = field(default_factory=list)
+    route: Route = "preload"
+    role: str | None = None
+    real_runtime: str | None = None
+
+    def xsched_only(self) -> dict[str, str]:
+        """The variables that differ from the base environment (what a role adds)."""
+        return {change.name: self.env[change.name] for change in self.changes if change.name in self.env}
+
+
+def split_path_list(value: str) -> list[str]:
+    """LD_LIBRARY_PATH entries as glibc splits them (``:`` or ``;``)."""
+    return re.split(r"[:;]", value) if value else []
+
+
+def split_preload(value: str) -> list[str]:
+    """LD_PRELOAD entries as glibc splits them (spaces or colons)."""
+    return [entry for entry in re.split(r"[:\s]+", value) if entry]
+
+
+def xsched_library_names(install: XSchedInstall) -> list[str]:
+    platform = install.platform
+    return [platform.shim, platform.hal, platforms.common().preempt_lib]
+
+
+def shadowing_folders(fs: TargetFS, install: XSchedInstall, folders: list[str]) -> dict[str, list[str]]:
+    """Folders (other than the install's) that hold a file named like one of XSched's libraries."""
+    names = xsched_library_names(install)
+    lib_real = fs.realpath(install.lib_dir) if fs.exists(install.lib_dir) else install.lib_dir
+    shadows: dict[str, list[str]] = {}
+    for folder in folders:
+        if not folder.startswith("/"):
+            continue
+        if fs.exists(folder) and fs.realpath(folder) == lib_real:
+            continue
+        hits = [name for name in names if fs.exists(posixpath.join(folder, name))]
+        if hits:
+            shadows[folder] = hits
+    return shadows
+
+
+def is_shim_or_softlink(fs: TargetFS, install: XSchedInstall, path: str) -> bool:
+    """Would loading ``path`` load the shim itself (the shim, a softlink to it, any file in the lib folder)?"""
+    if not path:
+        return False
+    shim_real = fs.realpath(install.shim_path)
+    candidate_real = fs.realpath(path) if path.startswith("/") else path
+    if candidate_real == shim_real:
+        return True
+    return posixpath.dirname(candidate_real) == fs.realpath(install.lib_dir) and posixpath.basename(path) in (
+        install.platform.softlinks + [install.platform.shim]
+    )
+
+
+def find_real_runtime(fs: TargetFS, install: XSchedInstall, environment: Mapping[str, str]) -> str | None:
+    """The real driver/runtime library in the target (never the shim or its softlink)."""
+    platform = install.platform
+    candidates: list[str] = []
+    current = environment.get(platform.runtime_lib_env, "")
+    if current:
+        candidates.append(current)
+    folders = list(platform.runtime_search_dirs) + list(platforms.SYSTEM_LIB_DIRS)
+    for folder in folders:
+        for name in platform.runtime_libs:
+            candidates.append(posixpath.join(folder, name))
+    for candidate in candidates:
+        if candidate.startswith("/") and fs.isfile(candidate) and not is_shim_or_softlink(fs, install, candidate):
+            return candidate
+    return None
+
+
+def build_environment(
+    base: Mapping[str, str],
+    install: XSchedInstall,
+    fs: TargetFS,
+    route: Route | None = None,
+    role: str | None = None,
+    scheduling: RoleScheduling | None = None,
+) -> BuiltEnvironment:
+    route = route or install.platform.default_route
+    env = dict(base)
+    changes: list[EnvChange] = []
+
+    def put(name: str, value: str | None, reason: str) -> None:
+        before = env.get(name)
+        if value is None:
+            if name in env:
+                del env[name]
+                changes.append(EnvChange(name, before, None, reason))
+            return
+        if before != value:
+            env[name] = value
+            changes.append(EnvChange(name, before, value, reason))
+
+    # LD_LIBRARY_PATH: the install's lib folder first; no stale duplicates; no empty entries.
+    old_entries = split_path_list(base.get("LD_LIBRARY_PATH", ""))
+    shadows = shadowing_folders(fs, install, old_entries)
+    kept: list[str] = [install.lib_dir]
+    dropped_reasons: list[str] = []
+    for entry in old_entries:
+        if entry in kept:
+            continue
+        if entry == "":
+            dropped_reasons.append("an empty entry (it means the working directory)")
+            continue
+        if entry in shadows:
+            dropped_reasons.append(f"{entry} (holds a stale {', '.join(shadows[entry])})")
+            continue
+        kept.append(entry)
+    reason = f"{install.lib_dir} first so that XSched's own libraries are loaded"
+    if dropped_reasons:
+        reason += "; dropped " + "; ".join(dropped_reasons)
+    put("LD_LIBRARY_PATH", ":".join(kept), reason)
+
+    # LD_PRELOAD: the shim for the preload route; entries that cannot load are dropped (the loader
+    # would only warn and run without them).
+    preloads = split_preload(base.get("LD_PRELOAD", ""))
+    shim_name = install.platform.shim
+    new_preloads: list[str] = []
+    preload_notes: list[str] = []
+    for entry in preloads:
+        if posixpath.basename(entry) == shim_name or "libshim" in posixpath.basename(entry):
+            if entry != install.shim_path:
+                preload_notes.append(f"replaced {entry}")
+            continue
+        if entry.startswith("/") and not fs.isfile(entry):
+            preload_notes.append(f"dropped {entry} (missing: the loader would ignore it)")
+            continue
+        new_preloads.append(entry)
+    if route == "preload":
+        new_preloads.insert(0, install.shim_path)
+        reason = f"{shim_name} preloaded so that XSched intercepts the runtime"
+    else:
+        reason = f"route libpath: the shim is reached through {install.platform.softlinks[-1]} on LD_LIBRARY_PATH"
+    if preload_notes:
+        reason += "; " + "; ".join(preload_notes)
+    put("LD_PRELOAD", " ".join(new_preloads) if new_preloads else None, reason)
+
+    # The HAL must find the real runtime, not the shim (it would call itself).
+    runtime_variable = install.platform.runtime_lib_env
+    real_runtime = find_real_runtime(fs, install, base)
+    current = base.get(runtime_variable)
+    if current and is_shim_or_softlink(fs, install, current):
+        put(runtime_variable, real_runtime,
+            f"{current} is the shim (or its softlink): the shim would call itself; "
+            + (f"pointed at the real runtime {real_runtime}" if real_runtime else "no real runtime found"))
+    elif real_runtime and current != real_runtime:
+        put(runtime_variable, real_runtime, "the real runtime, so the HAL never resolves the shim's softlink")
+
+    # Role settings: the global scheduler needs XSCHED_POLICY unset (it would make it local).
+    if scheduling is not None:
+        if "XSCHED_POLICY" in env and scheduling.scheduler == "GLB":
+            put("XSCHED_POLICY", None,
+                "XSCHED_POLICY makes the scheduler local: priorities would not apply across processes")
+        for name, value in scheduling.as_environment().items():
+            put(name, value, f"role {role or '?'}: XSched setting")
+    return BuiltEnvironment(env=env, changes=changes, route=route, role=role, real_runtime=real_runtime)
