@@ -24,7 +24,7 @@ from typing import Literal
 from xsched_ops import platforms
 from xsched_ops.target.fs import TargetFS
 from xsched_ops.xsched_install import XSchedInstall
-from xsched_ops.xsched_settings import RoleScheduling
+from xsched_ops.xsched_settings import POLICIES, RoleScheduling
 
 Route = Literal["preload", "libpath"]
 
@@ -92,6 +92,19 @@ def is_shim_or_softlink(fs: TargetFS, install: XSchedInstall, path: str) -> bool
     return posixpath.dirname(candidate_real) == fs.realpath(install.lib_dir) and posixpath.basename(path) in (
         install.platform.softlinks + [install.platform.shim]
     )
+
+
+def shim_lacks_hal_dependency(fs: TargetFS, install: XSchedInstall) -> bool:
+    """True when the shim was linked without the HAL (no DT_NEEDED on it) while the HAL exists."""
+    from xsched_ops.elf.reader import read_elf
+
+    if not (fs.isfile(install.shim_path) and fs.isfile(install.hal_path)):
+        return False
+    try:
+        shim = read_elf(fs, install.shim_path)
+    except Exception:  # an unreadable shim is the doctor's finding, not the builder's
+        return False
+    return install.platform.hal not in shim.needed
 
 
 def find_real_runtime(fs: TargetFS, install: XSchedInstall, environment: Mapping[str, str]) -> str | None:
@@ -172,6 +185,10 @@ def build_environment(
     if route == "preload":
         new_preloads.insert(0, install.shim_path)
         reason = f"{shim_name} preloaded so that XSched intercepts the runtime"
+        if shim_lacks_hal_dependency(fs, install):
+            new_preloads.insert(0, install.hal_path)
+            reason += (f"; {install.platform.hal} preloaded too: the shim has no DT_NEEDED on it (underlinked), "
+                       "so nothing else would put the HAL's symbols in the global scope")
     else:
         reason = f"route libpath: the shim is reached through {install.platform.softlinks[-1]} on LD_LIBRARY_PATH"
     if preload_notes:
@@ -189,11 +206,16 @@ def build_environment(
     elif real_runtime and current != real_runtime:
         put(runtime_variable, real_runtime, "the real runtime, so the HAL never resolves the shim's softlink")
 
-    # Role settings: the global scheduler needs XSCHED_POLICY unset (it would make it local).
+    # XSCHED_POLICY makes the scheduler local; a value that is no policy (the old scripts' GBL)
+    # always goes, a real policy goes when the role asks for the global scheduler.
+    policy = env.get("XSCHED_POLICY")
+    if policy is not None and policy not in POLICIES:
+        put("XSCHED_POLICY", None, f"{policy!r} is not a policy name (old scripts wrote GBL); "
+                                   "XSCHED_POLICY would make the scheduler local")
+    elif policy is not None and scheduling is not None and scheduling.scheduler == "GLB":
+        put("XSCHED_POLICY", None,
+            "XSCHED_POLICY makes the scheduler local: priorities would not apply across processes")
     if scheduling is not None:
-        if "XSCHED_POLICY" in env and scheduling.scheduler == "GLB":
-            put("XSCHED_POLICY", None,
-                "XSCHED_POLICY makes the scheduler local: priorities would not apply across processes")
         for name, value in scheduling.as_environment().items():
             put(name, value, f"role {role or '?'}: XSched setting")
     return BuiltEnvironment(env=env, changes=changes, route=route, role=role, real_runtime=real_runtime)

@@ -1,0 +1,102 @@
+"""What the checks look at: the target, its files, its environment, the XSched install, probes.
+
+Facts are gathered lazily and once: a check that needs the in-target probe runs it the first
+time; the others reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+from xsched_ops import platforms
+from xsched_ops.envbuilder import BuiltEnvironment, build_environment
+from xsched_ops.errors import XSchedOpsError
+from xsched_ops.platforms import Platform
+from xsched_ops.target.base import Target
+from xsched_ops.target.fs import TargetFS
+from xsched_ops.xsched_install import XSchedInstall, discover
+
+PROBE_TIMEOUT_S = 180
+
+
+@dataclass
+class DoctorContext:
+    target: Target
+    xsched_prefix: str | None = None
+    platform_name: str | None = None
+    route: str | None = None
+    probe_torch: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def fs(self) -> TargetFS:
+        return self.target.fs()
+
+    use_stored_environment: bool = True
+
+    @cached_property
+    def configured_environment(self) -> dict[str, str]:
+        return self.target.environment()
+
+    @cached_property
+    def stored(self) -> dict | None:
+        if not self.use_stored_environment:
+            return None
+        from xsched_ops import stored_env
+
+        return stored_env.load(self.target)
+
+    @property
+    def environment_source(self) -> str:
+        return "stored by doctor --fix" if self.stored is not None else "the target's configured environment"
+
+    @cached_property
+    def environment(self) -> dict[str, str]:
+        """What xsched-ops runs start from: the stored fix when there is one, else the target's Env."""
+        if self.stored is not None:
+            return dict(self.stored["env"])
+        return self.configured_environment
+
+    @cached_property
+    def install_or_error(self) -> XSchedInstall | XSchedOpsError:
+        try:
+            return discover(self.fs, self.environment, self.xsched_prefix, self.platform_name)
+        except XSchedOpsError as err:
+            return err
+
+    @property
+    def install(self) -> XSchedInstall | None:
+        value = self.install_or_error
+        return value if isinstance(value, XSchedInstall) else None
+
+    @property
+    def platform(self) -> Platform:
+        if self.install is not None:
+            return self.install.platform
+        return platforms.get(self.platform_name or "hip")
+
+    @cached_property
+    def fixed_environment(self) -> BuiltEnvironment | None:
+        """The environment xsched-ops computes for a process under XSched (no role settings)."""
+        if self.install is None:
+            return None
+        return build_environment(self.environment, self.install, self.fs, route=self.route)  # type: ignore[arg-type]
+
+    @cached_property
+    def probe(self) -> dict[str, Any]:
+        script = resources.files("xsched_ops.doctor").joinpath("probe_script.py").read_text()
+        env = dict(self.environment)
+        env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env["XSCHED_OPS_PROBE_TORCH"] = "1" if self.probe_torch else "0"
+        # The probe itself must not be disturbed by a broken preload in the configured env.
+        env.pop("LD_PRELOAD", None)
+        result = self.target.exec(["python3", "-c", script], env=env, timeout=PROBE_TIMEOUT_S)
+        for line in result.stdout.splitlines():
+            if line.startswith("XSCHED_OPS_PROBE "):
+                return json.loads(line.removeprefix("XSCHED_OPS_PROBE "))
+        return {"error": f"could not collect: python3 probe exited {result.exit_code}: "
+                         f"{(result.stderr.strip().splitlines() or [''])[-1]}"}
