@@ -1,0 +1,278 @@
+"""Sandbox scenarios, as data: one entry of ``SCENARIOS`` per scenario.
+
+A scenario says what goes where in the sandbox container on top of the correct XSched-like
+install at the seed's prefix, the container's configured ``Env``, extra set-up commands, what
+the container's real dynamic loader does when python3 is started with the shim preloaded, and
+what ``xsched-ops doctor`` is expected to find. Doctor tests and sandbox tests are driven by
+this table; adding a scenario is adding one entry.
+
+Paths of files placed in the container are relative to the install build (see
+``xsched_ops.sandbox.install``): ``install/...`` is the correct install, ``variants/...`` the
+broken or old libraries built beside it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from xsched_ops import platforms
+from xsched_ops.errors import UsageError
+
+_HIP = platforms.get("hip")
+_COMMON = platforms.common()
+
+# Where the install lives in every sandbox: the seed's path.
+PREFIX = _COMMON.seed_prefix
+LIB = posixpath.join(PREFIX, "lib")
+SHIM = posixpath.join(LIB, _HIP.shim)
+HAL = posixpath.join(LIB, _HIP.hal)
+PREEMPT = posixpath.join(LIB, _COMMON.preempt_lib)
+SOFTLINK = posixpath.join(LIB, _HIP.softlinks[0])
+XSERVER = posixpath.join(PREFIX, _COMMON.xserver)
+TYPEINFO_SYMBOL = _HIP.hal_marker_symbol  # _ZTIN6xsched3hip10HipCommandE
+VTABLE_SYMBOL = "_ZTVN6xsched3hip10HipCommandE"
+
+# Folders of stale libraries that shadow the good ones in some scenarios.
+LEGACY_LIB = "/opt/legacy/xsched/lib"
+OLD_RELEASE_LIB = "/opt/xsched-1.0/lib"
+
+# A stale IPC file as XSched's xserver leaves it behind (matches platforms' ipc_shm_glob).
+STALE_IPC_FILE = "/dev/shm/__IPC_SHM__xsched_server"
+
+# The probe: python3 prints its own memory map, so the caller sees whether the shim was mapped.
+PROBE_MARKER = "xsched-sandbox-probe-ok"
+PROBE_ARGV: tuple[str, ...] = (
+    "python3", "-c",
+    f"import sys; sys.stdout.write(open('/proc/self/maps').read()); print({PROBE_MARKER!r})",
+)
+
+
+class CheckId:
+    """Doctor check ids the expectations refer to (the doctor registers checks under these ids)."""
+
+    GPU = "gpu"                      # /dev/kfd, /dev/dri visible in the container
+    INSTALL = "install"              # libpreempt, libhal, libshim, softlinks, bin/xserver present
+    SHIM_LOADS = "shim-loads"        # every DT_NEEDED resolves, every strong undefined symbol has a provider, versions match
+    DUPLICATES = "duplicates"        # same soname in several folders, the loaded one lacking symbols
+    PRELOAD = "preload"              # LD_PRELOAD entries exist and can load
+    RUNTIME_LIB = "runtime-lib"      # XSCHED_HIP_LIB unset, valid, or pointing at the shim/softlink
+    SETTINGS = "settings"            # XSCHED_* lint (XSCHED_POLICY=GBL, ...)
+    IPC = "ipc"                      # stale /dev/shm/__IPC_SHM__* or SysV key 0xbeef with no xserver
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Copy ``source`` (relative to the install build) to ``destination`` in the container."""
+
+    source: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class ExpectedFinding:
+    """A finding the doctor must report for a scenario (fields left ``None`` are not checked)."""
+
+    check: str
+    severity: str = "fail"
+    symbol: str | None = None           # mangled name, e.g. _ZTIN6xsched3hip10HipCommandE
+    version: str | None = None          # a symbol version that is missing, e.g. XSCHED_1.2
+    needed: str | None = None           # a DT_NEEDED name that does not resolve
+    needed_by: str | None = None        # the object that needs the symbol or library
+    loaded_provider: str | None = None  # the file the loader picks
+    expected_provider: str | None = None  # a file in the container that does provide it
+    path: str | None = None             # the file or value the finding is about
+
+
+@dataclass(frozen=True)
+class LoaderOutcome:
+    """What the container's real loader does when the probe runs (python3, see ``probe_env``)."""
+
+    succeeds: bool
+    stderr_contains: tuple[str, ...] = ()
+    shim_mapped: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    loader: LoaderOutcome
+    expected: tuple[ExpectedFinding, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    placements: tuple[Placement, ...] = ()
+    removals: tuple[str, ...] = ()
+    setup: tuple[tuple[str, ...], ...] = ()
+    # LD_PRELOAD the probe sets on top of the container's Env; None keeps the container's own.
+    probe_preload: str | None = SHIM
+    fixable: bool = True
+    alias_of: str | None = None
+
+    def expected_findings(self) -> tuple[ExpectedFinding, ...]:
+        """This scenario's findings plus those every sandbox has (no GPU)."""
+        return self.expected + INHERENT_FINDINGS
+
+    def probe_env(self, container_env: Mapping[str, str]) -> dict[str, str]:
+        """The complete environment of the probe: the container's Env plus the shim preloaded."""
+        environment = dict(container_env)
+        if self.probe_preload is not None:
+            environment["LD_PRELOAD"] = self.probe_preload
+        return environment
+
+
+# Every sandbox lacks /dev/kfd: the GPU check fails everywhere (the no-gpu scenario).
+INHERENT_FINDINGS: tuple[ExpectedFinding, ...] = (
+    ExpectedFinding(check=CheckId.GPU, severity="fail", path="/dev/kfd"),
+)
+
+_LOADS_OK = LoaderOutcome(succeeds=True, shim_mapped=True)
+
+_OK = Scenario(
+    name="ok",
+    description="A correct install; python3 with the shim preloaded loads it.",
+    loader=_LOADS_OK,
+)
+
+_SCENARIO_LIST: tuple[Scenario, ...] = (
+    _OK,
+    Scenario(
+        name="no-gpu",
+        description="Same as ok; every sandbox lacks /dev/kfd and /dev/dri, so the GPU check fails.",
+        loader=_LOADS_OK,
+        alias_of="ok",
+        fixable=False,
+    ),
+    Scenario(
+        name="seed",
+        description=(
+            "The seed report: an older libhalhip.so without xsched::hip::HipCommand sits in "
+            f"{LEGACY_LIB}, listed before the good lib folder on LD_LIBRARY_PATH, so the preloaded "
+            "shim dies with 'undefined symbol: _ZTIN6xsched3hip10HipCommandE'."
+        ),
+        env=MappingProxyType({"LD_LIBRARY_PATH": f"{LEGACY_LIB}:{LIB}"}),
+        placements=(Placement("variants/hal-old/libhalhip.so", f"{LEGACY_LIB}/libhalhip.so"),),
+        loader=LoaderOutcome(
+            succeeds=False,
+            stderr_contains=("symbol lookup error", f"{SHIM}: undefined symbol: {TYPEINFO_SYMBOL}"),
+        ),
+        expected=(
+            ExpectedFinding(check=CheckId.SHIM_LOADS, symbol=TYPEINFO_SYMBOL, needed_by=SHIM,
+                            loaded_provider=f"{LEGACY_LIB}/libhalhip.so", expected_provider=HAL),
+            ExpectedFinding(check=CheckId.DUPLICATES, loaded_provider=f"{LEGACY_LIB}/libhalhip.so",
+                            expected_provider=HAL),
+        ),
+    ),
+    Scenario(
+        name="underlinked",
+        description=(
+            "The shim was linked without libhalhip.so (no DT_NEEDED on it): ldd looks clean, but "
+            "nothing loads the HAL and HipCommand's typeinfo has no provider."
+        ),
+        placements=(Placement("variants/shim-underlinked/libshimhip.so", SHIM),),
+        loader=LoaderOutcome(
+            succeeds=False,
+            stderr_contains=("symbol lookup error", f"{SHIM}: undefined symbol: {TYPEINFO_SYMBOL}"),
+        ),
+        expected=(
+            ExpectedFinding(check=CheckId.SHIM_LOADS, symbol=TYPEINFO_SYMBOL, needed_by=SHIM,
+                            loaded_provider=None, expected_provider=HAL),
+        ),
+        # Fixable by environment: preloading libhalhip.so before the shim puts the HAL in scope.
+    ),
+    Scenario(
+        name="missing-hal",
+        description="libhalhip.so is missing from the install: the shim's DT_NEEDED cannot be found.",
+        removals=(HAL,),
+        loader=LoaderOutcome(
+            succeeds=False,
+            stderr_contains=("libhalhip.so: cannot open shared object file",),
+        ),
+        expected=(
+            ExpectedFinding(check=CheckId.INSTALL, path=HAL),
+            ExpectedFinding(check=CheckId.SHIM_LOADS, needed="libhalhip.so", needed_by=SHIM),
+        ),
+        fixable=False,
+    ),
+    Scenario(
+        name="preload-typo",
+        description=(
+            "The container's LD_PRELOAD names a misspelled shim path: the loader only warns and the "
+            "process runs without XSched."
+        ),
+        env=MappingProxyType({"LD_PRELOAD": f"{LIB}/libshim_hip.so"}),
+        probe_preload=None,
+        loader=LoaderOutcome(succeeds=True, stderr_contains=("cannot be preloaded",), shim_mapped=False),
+        expected=(ExpectedFinding(check=CheckId.PRELOAD, path=f"{LIB}/libshim_hip.so"),),
+    ),
+    Scenario(
+        name="softlink-recursion",
+        description=(
+            f"{_HIP.runtime_lib_env} points at the shim's own softlink lib/libamdhip64.so: the shim "
+            "would load itself as the real HIP runtime."
+        ),
+        env=MappingProxyType({_HIP.runtime_lib_env: SOFTLINK}),
+        loader=_LOADS_OK,
+        expected=(ExpectedFinding(check=CheckId.RUNTIME_LIB, path=SOFTLINK),),
+    ),
+    Scenario(
+        name="version-mismatch",
+        description=(
+            "HAL and shim carry symbol versions; a stale libhalhip.so that defines only XSCHED_1.0 "
+            f"shadows the good one from {OLD_RELEASE_LIB}, and the shim needs XSCHED_1.2."
+        ),
+        env=MappingProxyType({"LD_LIBRARY_PATH": f"{OLD_RELEASE_LIB}:{LIB}"}),
+        placements=(
+            Placement("variants/versioned/libhalhip.so", HAL),
+            Placement("variants/versioned/libshimhip.so", SHIM),
+            Placement("variants/hal-v1.0/libhalhip.so", f"{OLD_RELEASE_LIB}/libhalhip.so"),
+        ),
+        loader=LoaderOutcome(
+            succeeds=False,
+            stderr_contains=(f"version `XSCHED_1.2' not found (required by {SHIM})",),
+        ),
+        expected=(
+            ExpectedFinding(check=CheckId.SHIM_LOADS, version="XSCHED_1.2", needed_by=SHIM,
+                            loaded_provider=f"{OLD_RELEASE_LIB}/libhalhip.so", expected_provider=HAL),
+        ),
+    ),
+    Scenario(
+        name="policy-local",
+        description=(
+            "XSCHED_POLICY=GBL in the container's Env (an old script's value, not a policy name); "
+            "setting XSCHED_POLICY gives each process a local scheduler."
+        ),
+        env=MappingProxyType({"XSCHED_POLICY": "GBL"}),
+        loader=_LOADS_OK,
+        expected=(ExpectedFinding(check=CheckId.SETTINGS, path="XSCHED_POLICY"),),
+    ),
+    Scenario(
+        name="stale-ipc",
+        description=(
+            f"Stale IPC state from an earlier run ({STALE_IPC_FILE} and SysV shared memory key "
+            f"{_COMMON.ipc_sysv_key}) while no xserver runs."
+        ),
+        setup=(
+            ("sh", "-c", f"printf 'stale xserver state\\n' > {STALE_IPC_FILE}"),
+            # A SysV segment outlives the process that made it, as xserver's does.
+            ("python3", "-c",
+             "import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); "
+             f"sys.exit(0 if libc.shmget({_COMMON.ipc_sysv_key}, 4096, 0o1600) >= 0 else 1)"),
+        ),
+        loader=_LOADS_OK,
+        expected=(ExpectedFinding(check=CheckId.IPC, path=STALE_IPC_FILE),),
+    ),
+)
+
+SCENARIOS: Mapping[str, Scenario] = MappingProxyType({scenario.name: scenario for scenario in _SCENARIO_LIST})
+
+
+def get(name: str) -> Scenario:
+    if name not in SCENARIOS:
+        raise UsageError(f"unknown sandbox scenario {name!r}", f"choose one of: {', '.join(SCENARIOS)}")
+    return SCENARIOS[name]
+
+
+def names() -> list[str]:
+    return list(SCENARIOS)
