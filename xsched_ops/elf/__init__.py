@@ -1,0 +1,42 @@
+"""ELF reading for the loader model: dynamic view, symbols, ld.so.cache/ld.so.conf, demangling.
+
+Public API::
+
+    read_elf(fs: TargetFS, path: str) -> ElfObject           # cached by (dev, ino, size, mtime)
+    ElfObject.symbols() -> SymbolTable                        # lazy, bulk-decoded .dynsym
+    read_elf_header_kind(fs, path) -> (class, machine, little_endian) | None
+    clear_cache() -> None
+    read_ld_so_cache(fs, path="/etc/ld.so.cache") -> LdCache; parse_ld_so_cache(bytes) -> LdCache
+    LdCache.lookup(name, required_flags, supported_hwcaps) -> CacheEntry | None
+    read_ld_so_conf(fs, path="/etc/ld.so.conf") -> list[str]
+    demangle_many(names) -> dict[str, str]; demangle(name) -> str; demangle_builtin(name) -> str
+"""
+
+from xsched_ops.elf.demangle import demangle, demangle_builtin, demangle_many
+from xsched_ops.elf.ldcache import (
+    CacheEntry,
+    LdCache,
+    parse_ld_so_cache,
+    read_ld_so_cache,
+    read_ld_so_conf,
+    required_cache_flags,
+)
+from xsched_ops.elf.reader import (
+    ElfObject,
+    Symbol,
+    SymbolReference,
+    SymbolTable,
+    VersionDefinition,
+    VersionNeed,
+    clear_cache,
+    file_identity,
+    read_elf,
+    read_elf_header_kind,
+)
+
+__all__ = [
+    "CacheEntry", "ElfObject", "LdCache", "Symbol", "SymbolReference", "SymbolTable", "VersionDefinition",
+    "VersionNeed", "clear_cache", "demangle", "demangle_builtin", "demangle_many", "file_identity",
+    "parse_ld_so_cache", "read_elf", "read_elf_header_kind", "read_ld_so_cache", "read_ld_so_conf",
+    "required_cache_flags",
+]
