@@ -99,10 +99,10 @@ def doctor(
                 for action in actions:
                     state = action.result if action.applied else f"skipped: {action.skipped_reason}"
                     console.print(f"  {'✓' if action.applied else '·'} {action.kind}: {state}")
-                if after_context.fixed_environment is not None and any(a.kind == "store-environment" and a.applied
-                                                                        for a in actions):
+                if context.fixed_environment is not None and any(a.kind == "store-environment" and a.applied
+                                                                  for a in actions):
                     console.print("[bold]for your own shells in the target:[/]")
-                    console.print(render(after_context.fixed_environment, "sh", container, full=False),
+                    console.print(render(context.fixed_environment, "sh", container, full=False),
                                   highlight=False, markup=False)
             findings, context = after, after_context
         summary = summarize(findings, strict)

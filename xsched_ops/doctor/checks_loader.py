@@ -1,0 +1,257 @@
+"""Checks that follow the dynamic loader: does the shim load, which file shadows which, and does the
+model agree with the real loader in the target (ground truth)."""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from functools import cache
+from typing import Any
+
+from xsched_ops import platforms
+from xsched_ops.doctor.context import DoctorContext
+from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
+from xsched_ops.doctor.ground_truth import real_load
+from xsched_ops.doctor.registry import check
+from xsched_ops.elf.ldcache import read_ld_so_conf
+from xsched_ops.elf.reader import read_elf
+from xsched_ops.envbuilder import split_path_list, split_preload
+from xsched_ops.loader import LoadReport, analyze, find_definers
+
+
+def python_path(context: DoctorContext) -> str:
+    """The python3 the target would start (first on PATH)."""
+    search_path = context.environment.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
+    for folder in split_path_list(search_path):
+        candidate = posixpath.join(folder or "/", "python3")
+        if context.fs.isfile(candidate):
+            return candidate
+    return "/usr/bin/python3"
+
+
+def environment_under_xsched(context: DoctorContext) -> dict[str, str]:
+    """The environment as the user runs an XSched process: theirs, with the shim preloaded.
+
+    An LD_PRELOAD entry that is the install's shim is kept; otherwise the shim is added in front
+    (a misspelled entry stays: the loader would only warn about it).
+    """
+    env = dict(context.environment)
+    install = context.install
+    assert install is not None
+    preloads = split_preload(env.get("LD_PRELOAD", ""))
+    if install.platform.default_route == "preload" or context.route == "preload":
+        if install.shim_path not in preloads:
+            env["LD_PRELOAD"] = " ".join([install.shim_path, *preloads])
+    return env
+
+
+def provider_folders(context: DoctorContext, env: dict[str, str]) -> list[str]:
+    """Where a file that *does* define a missing symbol is looked for."""
+    install = context.install
+    folders: list[str] = [install.lib_dir] if install else []
+    folders += [f for f in split_path_list(env.get("LD_LIBRARY_PATH", "")) if f.startswith("/")]
+    try:
+        folders += read_ld_so_conf(context.fs)
+    except OSError:
+        pass
+    folders += ["/opt/rocm/lib", *platforms.SYSTEM_LIB_DIRS]
+    unique: list[str] = []
+    for folder in folders:
+        if folder not in unique:
+            unique.append(folder)
+    return unique
+
+
+@cache
+def _model_cached(context_id: int, python: str, env_items: tuple[tuple[str, str], ...], fs: Any) -> LoadReport:
+    return analyze(fs, python, dict(env_items), "/")
+
+
+def model(context: DoctorContext, env: dict[str, str]) -> LoadReport:
+    return _model_cached(id(context), python_path(context), tuple(sorted(env.items())), context.fs)
+
+
+def _fix_commands(context: DoctorContext) -> list[str]:
+    built = context.fixed_environment
+    if built is None:
+        return []
+    return [f"export {name}={shlex.quote(value)}" for name, value in built.xsched_only().items()]
+
+
+def _is_xsched_object(context: DoctorContext, path: str) -> bool:
+    install = context.install
+    names = {install.platform.shim, install.platform.hal, platforms.common().preempt_lib} if install else set()
+    return posixpath.basename(path) in names
+
+
+@check("shim-loads", "loader", "the shim loads")
+def check_shim_loads(context: DoctorContext) -> list[Finding]:
+    install = context.install
+    if install is None or not context.fs.isfile(install.shim_path):
+        return []
+    env = environment_under_xsched(context)
+    report = model(context, env)
+    findings: list[Finding] = []
+    fix_text = "run with the environment `xsched-ops env` computes (doctor --fix stores it for xsched-ops runs)"
+    folders = provider_folders(context, env)
+    for missing in report.not_found:
+        if not _is_xsched_object(context, missing.needed_by):
+            continue
+        expected = next((posixpath.join(f, missing.name) for f in folders
+                         if context.fs.isfile(posixpath.join(f, missing.name))), None)
+        findings.append(fail(
+            "shim-loads", "loader", f"{missing.name}, needed by {posixpath.basename(missing.needed_by)}, is not found",
+            f"{missing.message}; tried {len(missing.tried)} paths: " + ", ".join(s.path for s in missing.tried[:8]),
+            "install the missing library (rebuild XSched: `make install`)" if expected is None else fix_text,
+            _fix_commands(context) if expected else [],
+            needed=missing.name, needed_by=missing.needed_by, expected_provider=expected,
+            tried=[step.path for step in missing.tried]))
+    for problem in report.version_problems:
+        if problem.severity != "error":
+            continue
+        expected = None
+        for folder in folders:
+            candidate = posixpath.join(folder, problem.file)
+            if candidate == problem.provider or not context.fs.isfile(candidate):
+                continue
+            try:
+                definitions = read_elf(context.fs, candidate).version_definitions
+            except Exception:
+                continue
+            if any(d.name == problem.version for d in definitions):
+                expected = candidate
+                break
+        loaded = report.object_for(problem.provider)
+        findings.append(fail(
+            "shim-loads", "loader", f"version {problem.version} not found in {problem.provider}",
+            f"{problem.message}. The loader picked {problem.provider}"
+            + (f" ({loaded.reason})" if loaded else "")
+            + (f"; {expected} does define {problem.version}" if expected else ""),
+            fix_text, _fix_commands(context),
+            version=problem.version, needed_by=problem.needed_by, loaded_provider=problem.provider,
+            loaded_provider_reason=loaded.reason if loaded else None, expected_provider=expected))
+    for symbol in report.unresolved_symbols:
+        if not _is_xsched_object(context, symbol.needed_by):
+            continue
+        expected = symbol.expected_provider.path if symbol.expected_provider else None
+        expected_reason = symbol.expected_provider.reason if symbol.expected_provider else None
+        if expected is None:
+            definers = find_definers(context.fs, symbol.symbol, folders, symbol.version)
+            expected = definers[0] if definers else None
+            expected_reason = "defines it (searched the XSched prefix, LD_LIBRARY_PATH, ld.so.conf folders)" \
+                if expected else None
+        loaded = symbol.loaded_provider
+        if loaded is not None:
+            why = (f"the loader picked {loaded.path} ({loaded.reason}), which does not define it"
+                   + (f"; {expected} does" if expected else ""))
+        else:
+            why = (f"no object in the global scope defines it: {posixpath.basename(symbol.needed_by)} "
+                   "has no DT_NEEDED on a library that does (underlinked)"
+                   + (f"; {expected} does define it" if expected else ""))
+        findings.append(fail(
+            "shim-loads", "loader",
+            f"{posixpath.basename(symbol.needed_by)}: undefined symbol {symbol.symbol} ({symbol.demangled})",
+            why, fix_text, _fix_commands(context),
+            symbol=symbol.symbol, demangled=symbol.demangled, needed_by=symbol.needed_by, version=symbol.version,
+            when=symbol.when, loaded_provider=loaded.path if loaded else None,
+            loaded_provider_reason=loaded.reason if loaded else None,
+            expected_provider=expected, expected_provider_reason=expected_reason, loader_message=symbol.message))
+    if not findings:
+        shim = report.object_for(install.shim_path)
+        findings.append(ok("shim-loads", "loader",
+                           f"the shim loads: {len(report.objects)} objects, every needed library and symbol resolves",
+                           f"{install.shim_path}: {shim.reason if shim else 'not in the load list'}",
+                           objects=len(report.objects)))
+    return findings
+
+
+@check("duplicates", "loader", "duplicate XSched libraries")
+def check_duplicates(context: DoctorContext) -> list[Finding]:
+    install = context.install
+    if install is None:
+        return []
+    env = environment_under_xsched(context)
+    report = model(context, env)
+    folders = provider_folders(context, env)
+    findings: list[Finding] = []
+    for name in (install.platform.hal, platforms.common().preempt_lib, install.platform.shim):
+        copies = [posixpath.join(f, name) for f in folders if context.fs.isfile(posixpath.join(f, name))]
+        real_copies: list[str] = []
+        for path in copies:
+            if context.fs.realpath(path) not in [context.fs.realpath(c) for c in real_copies]:
+                real_copies.append(path)
+        if len(real_copies) < 2:
+            continue
+        loaded = next((o for o in report.objects if posixpath.basename(o.path) == name
+                       or (o.soname == name)), None)
+        ours = posixpath.join(install.lib_dir, name)
+        if loaded is None or context.fs.realpath(loaded.path) == context.fs.realpath(ours):
+            findings.append(warn("duplicates", "loader", f"{name} exists in {len(real_copies)} folders",
+                                 "the install's copy is the one loaded now; another order of LD_LIBRARY_PATH would "
+                                 "load " + ", ".join(c for c in real_copies if c != ours),
+                                 copies=real_copies))
+            continue
+        try:
+            loaded_defs = set(read_elf(context.fs, loaded.path).symbols().definitions)
+            our_defs = set(read_elf(context.fs, ours).symbols().definitions)
+        except Exception:
+            loaded_defs, our_defs = set(), set()
+        lacking = sorted(our_defs - loaded_defs)
+        findings.append(fail(
+            "duplicates", "loader", f"stale {name} at {loaded.path} shadows {ours}",
+            f"the loader picks {loaded.path} ({loaded.reason}); it lacks {len(lacking)} symbols the install's "
+            f"copy has" + (f", e.g. {', '.join(lacking[:3])}" if lacking else ""),
+            f"put {install.lib_dir} first on LD_LIBRARY_PATH (doctor --fix), or move the stale copy aside "
+            "(doctor --fix --allow-lib-changes)",
+            _fix_commands(context), loaded_provider=loaded.path, loaded_provider_reason=loaded.reason,
+            expected_provider=ours, copies=real_copies, lacking=lacking[:50]))
+    return findings or [ok("duplicates", "loader", "no duplicate XSched libraries on the search path")]
+
+
+@check("ground-truth", "loader", "model agrees with the real loader")
+def check_ground_truth(context: DoctorContext) -> list[Finding]:
+    install = context.install
+    if install is None or not context.fs.isfile(install.shim_path):
+        return []
+    torch_present = isinstance(context.probe.get("torch"), dict)
+    findings: list[Finding] = []
+    env = environment_under_xsched(context)
+    predicted = model(context, env)
+    predicted_shim = predicted.object_for(install.shim_path) is not None and predicted.would_start
+    actual = real_load(context.target, env, import_torch=False)
+    actual_shim = actual.started and actual.has_mapped(install.platform.shim)
+    evidence: dict[str, Any] = {"model_would_start": predicted.would_start, "model_shim_loaded": predicted_shim,
+                                "real": actual.as_dict(), "model_fatal_error": predicted.fatal_error}
+    if predicted.would_start != actual.started or predicted_shim != actual_shim:
+        findings.append(fail(
+            "ground-truth", "loader", "the loader model and the real loader disagree",
+            f"model: starts={predicted.would_start}, shim loaded={predicted_shim} ({predicted.fatal_error}); "
+            f"real python3: started={actual.started}, shim mapped={actual_shim} "
+            f"({'; '.join(actual.loader_messages) or 'no loader message'})",
+            "please report this with `xsched-ops doctor --json` output; trust the real loader", **evidence))
+    else:
+        findings.append(ok("ground-truth", "loader",
+                           f"model and real loader agree: python3 {'starts' if actual.started else 'fails'} "
+                           f"with the shim {'mapped' if actual_shim else 'not mapped'}",
+                           "; ".join(actual.loader_messages), **evidence))
+    built = context.fixed_environment
+    if built is not None:
+        fixed = real_load(context.target, built.env, import_torch=torch_present)
+        if fixed.started and fixed.has_mapped(install.platform.shim):
+            findings.append(ok("ground-truth.fixed", "loader",
+                               "with the computed environment python3 starts with the shim mapped"
+                               + (" (and torch imported)" if torch_present else ""),
+                               f"shim at {fixed.mapped_path(install.platform.shim)}", real=fixed.as_dict()))
+        else:
+            findings.append(fail("ground-truth.fixed", "loader",
+                                 "even the computed environment does not load the shim",
+                                 "; ".join(fixed.loader_messages) or fixed.stderr[-300:],
+                                 "the install itself is broken: see the other findings (rebuild XSched)",
+                                 real=fixed.as_dict()))
+    return findings
+
+
+@check("loader-info", "loader", "loader summary")
+def check_loader_info(context: DoctorContext) -> list[Finding]:
+    return [info("loader-info", "loader", f"environment checked: {context.environment_source}")] \
+        if context.stored is not None else []

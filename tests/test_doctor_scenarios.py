@@ -1,0 +1,106 @@
+"""The doctor on every sandbox scenario: the expected findings, the fix, and agreement with the real loader."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from xsched_ops.cli import invoke
+from xsched_ops.doctor.fixes import ENVIRONMENT_FIXABLE
+from xsched_ops.doctor.ground_truth import real_load
+from xsched_ops.sandbox import containers as sandbox_containers
+from xsched_ops.sandbox import scenarios
+from xsched_ops.target.container import ContainerTarget
+
+pytestmark = pytest.mark.docker
+
+SCENARIO_NAMES = [name for name, scenario in scenarios.SCENARIOS.items() if scenario.alias_of is None] + ["no-gpu"]
+
+
+def _doctor_json(name: str, capfd: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:
+    capfd.readouterr()
+    code = invoke(["doctor", "--container", name, "--no-torch", "--json", *extra])
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err
+    return code, json.loads(captured.out)
+
+
+def _matches(finding: dict, expected: scenarios.ExpectedFinding) -> bool:
+    if finding["id"] != expected.check or finding["severity"] != expected.severity:
+        return False
+    data = finding["data"]
+    for field in ("symbol", "version", "needed", "needed_by", "loaded_provider", "expected_provider", "path"):
+        wanted = getattr(expected, field)
+        if wanted is not None and data.get(field) != wanted:
+            return False
+    return True
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest, sandbox_image: str):
+    scenario = request.param
+    name = f"xo-doc-{scenario}-{uuid.uuid4().hex[:6]}"
+    sandbox_containers.create_sandbox(name, scenario)
+    try:
+        yield name, scenarios.get(scenario)
+    finally:
+        sandbox_containers.remove_sandbox(name)
+
+
+@pytest.mark.parametrize("sandbox", SCENARIO_NAMES, indirect=True)
+def test_doctor_finds_what_the_scenario_breaks_and_fix_makes_it_clean(sandbox, capfd) -> None:
+    name, scenario = sandbox
+    code, document = _doctor_json(name, capfd)
+    assert document["version"] == 1
+    findings = document["findings"]
+    failing = [f for f in findings if f["severity"] in ("fail", "crash")]
+    assert code == 1  # every sandbox lacks a GPU
+    for expected in scenario.expected_findings():
+        assert any(_matches(f, expected) for f in findings), (expected, failing)
+    # The model never disagrees with the real loader.
+    assert not [f for f in findings if f["id"] == "ground-truth" and f["severity"] != "ok"], failing
+    if not scenario.expected:
+        assert {f["id"] for f in failing} == {"gpu"}, failing
+    if not scenario.fixable:
+        return
+
+    code, fixed = _doctor_json(name, capfd, "--fix")
+    code, after = _doctor_json(name, capfd)
+    remaining = {f["id"] for f in after["findings"] if f["severity"] in ("fail", "crash")}
+    assert remaining == {"gpu"}, [f for f in after["findings"] if f["severity"] == "fail"]
+    if {expected.check for expected in scenario.expected} & ENVIRONMENT_FIXABLE:
+        assert after["environment_source"] == "stored by doctor --fix"
+
+    # A real python3 started with `xsched-ops env`'s output loads with the shim mapped.
+    capfd.readouterr()
+    assert invoke(["env", "--container", name, "--format", "json", "--full"]) == 0
+    environment = json.loads(capfd.readouterr().out)["env"]
+    with ContainerTarget.open(name) as target:
+        loaded = real_load(target, environment)
+    assert loaded.started and loaded.has_mapped("libshimhip.so"), loaded
+
+
+@pytest.mark.parametrize("sandbox", ["seed"], indirect=True)
+def test_allow_lib_changes_moves_the_stale_duplicate_aside(sandbox, capfd) -> None:
+    name, _scenario = sandbox
+    code, document = _doctor_json(name, capfd, "--fix", "--allow-lib-changes")
+    moves = [a for a in document["fix"]["actions"] if a["kind"] == "move-aside"]
+    assert moves and moves[0]["applied"] and moves[0]["restore_command"].startswith("mv ")
+    with ContainerTarget.open(name) as target:
+        assert not target.exists(f"{scenarios.LEGACY_LIB}/libhalhip.so")
+        # Without the stored environment, the configured one now loads too.
+        env = scenarios.get("seed").probe_env(target.environment())
+        assert real_load(target, env).has_mapped("libshimhip.so")
+
+
+@pytest.mark.parametrize("sandbox", ["seed"], indirect=True)
+def test_doctor_table_names_the_hipcommand_diagnosis(sandbox, capfd) -> None:
+    name, _scenario = sandbox
+    capfd.readouterr()
+    code = invoke(["doctor", "--container", name, "--no-torch"])
+    err = capfd.readouterr().err
+    assert code == 1
+    assert "typeinfo for xsched::hip::HipCommand" in err.replace("\n", " ") or "HipCommand" in err
+    assert "checks passed" in err
