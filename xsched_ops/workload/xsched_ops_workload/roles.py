@@ -1,0 +1,247 @@
+"""The two kinds of role: open-loop requests on a seeded trace, and back-to-back batches."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import deque
+
+from xsched_ops_workload import FORMAT_VERSION, WORKLOAD_VERSION, evidence
+from xsched_ops_workload.arrivals import arrival_trace
+from xsched_ops_workload.barrier import FileBarrier, RunClock
+from xsched_ops_workload.errors import WorkloadError
+from xsched_ops_workload.events import EventLog
+from xsched_ops_workload.models import SharedResources, build_model
+from xsched_ops_workload.spec import RoleSpec, RunSpec
+
+# A closed-loop role stops at `stop`; this much past duration + drain it stops on its own.
+CLOSED_LOOP_SAFETY_S = 10.0
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, int(round(fraction * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[index]
+
+
+class RoleRunner:
+    """Runs one role from model building to its `end` event; never raises."""
+
+    def __init__(self, spec: RunSpec, role: RoleSpec, shared: SharedResources) -> None:
+        self.spec = spec
+        self.role = role
+        self.shared = shared
+        self.log = EventLog(os.path.join(spec.output_dir, f"events-{role.name}.jsonl"),
+                            echo_all=spec.stdout_events == "all")
+        self.barrier = FileBarrier(spec.barrier_dir, [r.name for r in spec.roles])
+        self.clock: RunClock | None = None
+        self.status = "running"
+        self.error: str | None = None
+        self.ended = threading.Event()
+        self._end_lock = threading.Lock()
+        self.counters: dict = {"issued": None, "completed": None, "unfinished": None,
+                               "iterations": None, "images": None}
+
+    def _rel(self) -> float | None:
+        return round(self.clock.now(), 6) if self.clock else None
+
+    def write_end(self, status: str, error: str | None) -> None:
+        with self._end_lock:
+            if self.ended.is_set():
+                return
+            self.status, self.error = status, error
+            self.log.write({"event": "end", "role": self.role.name, "status": status, "error": error,
+                            "end_s": self._rel(), **self.counters})
+            self.ended.set()
+
+    def run(self) -> None:
+        try:
+            self._run()
+            self.write_end("ok", None)
+        except Exception as err:  # any failure ends the role with a one-line reason
+            text = str(err) if isinstance(err, WorkloadError) else f"{type(err).__name__}: {err}"
+            message = " ".join(text.split())
+            try:
+                self.barrier.abort(f"role {self.role.name} failed: {message}")
+            except OSError:
+                pass
+            self.write_end("error", message)
+
+    def _start_event(self, model) -> dict:
+        spec, role = self.spec, self.role
+        event = {
+            "event": "start", "format": FORMAT_VERSION, "role": role.name, "pid": os.getpid(),
+            "kind": role.kind, "backend": spec.backend, "simulated": spec.backend == "sim",
+            "model": role.model, "batch": role.batch, "device": "sim", "placement": spec.placement,
+            "workload_version": WORKLOAD_VERSION, "run_id": spec.run_id, "wall_time": time.time(),
+            "hostname": socket.gethostname(), "duration_s": spec.duration_s,
+            "xsched": evidence.collect_self(),
+        }
+        info = model.start_info()
+        if spec.backend == "torch":
+            event["device"] = info.pop("device_label")
+        event.update(info)
+        return event
+
+    def _run(self) -> None:
+        spec, role = self.spec, self.role
+        model = build_model(spec, role, self.shared)
+        trace = None
+        start = self._start_event(model)
+        if role.kind == "open-loop":
+            assert spec.arrival is not None
+            trace = arrival_trace(spec.arrival.process, spec.arrival.rate, spec.arrival.jitter,
+                                  spec.arrival.seed, spec.duration_s)
+            start["arrival"] = {"process": spec.arrival.process, "rate": spec.arrival.rate,
+                                "jitter": spec.arrival.jitter, "seed": spec.arrival.seed, "requests": len(trace)}
+        self.log.write(start)
+
+        warm_start = time.monotonic()
+        iterations = 0
+        while iterations < spec.warmup_iterations or time.monotonic() - warm_start < spec.warmup_s:
+            model.run_once()
+            iterations += 1
+        self.log.write({"event": "warmup", "role": role.name, "iterations": iterations,
+                        "seconds": round(time.monotonic() - warm_start, 4)})
+
+        t0_wall = self.barrier.arrive_and_wait(role.name, spec.barrier_timeout_s)
+        self.clock = RunClock(t0_wall)
+        self.log.write({"event": "t0", "role": role.name, "t0_wall": t0_wall})
+        self.clock.sleep_until(0.0)
+        if trace is not None:
+            self._open_loop(model, trace)
+        else:
+            self._closed_loop(model)
+
+    # -- open loop --------------------------------------------------------------------------------
+    def _open_loop(self, model, trace: list[float]) -> None:
+        spec, clock, name = self.spec, self.clock, self.role.name
+        assert clock is not None
+        waiting: deque = deque()
+        ready = threading.Condition()
+        generator_done = threading.Event()
+        stats_lock = threading.Lock()
+        latencies_ms: list[float] = []
+        issued_count = [0]
+
+        def generate() -> None:
+            # Never skips: a late request is issued at once, its lateness recorded as issue delay.
+            for seq, intended in enumerate(trace):
+                if stop_generating.is_set():
+                    break
+                clock.sleep_until(intended)
+                issued = clock.now()
+                with ready:
+                    waiting.append((seq, intended, issued))
+                    issued_count[0] += 1
+                    ready.notify()
+            generator_done.set()
+            with ready:
+                ready.notify()
+
+        stop_progress = threading.Event()
+        stop_generating = threading.Event()
+
+        def report_progress() -> None:
+            while not stop_progress.wait(spec.progress_interval_s):
+                t_s = clock.now()
+                with stats_lock:
+                    ordered = sorted(latencies_ms)
+                    completed = len(ordered)
+                issued = issued_count[0]
+                self.log.write({
+                    "event": "progress", "role": name, "t_s": round(t_s, 3), "issued": issued,
+                    "completed": completed,
+                    "achieved_rate": round(issued / min(t_s, spec.duration_s), 3) if t_s > 0 else None,
+                    "p50_ms": _round(_percentile(ordered, 0.50)), "p99_ms": _round(_percentile(ordered, 0.99)),
+                    "max_ms": _round(ordered[-1] if ordered else None),
+                })
+
+        generator = threading.Thread(target=generate, name=f"{name}-generator", daemon=True)
+        progress = threading.Thread(target=report_progress, name=f"{name}-progress", daemon=True)
+        generator.start()
+        progress.start()
+        drain_deadline = spec.duration_s + spec.drain_s
+        try:
+            while True:
+                with ready:
+                    while not waiting and not generator_done.is_set() and not self.barrier.aborted():
+                        ready.wait(0.2)
+                    if not waiting and generator_done.is_set():
+                        break
+                    if clock.now() >= drain_deadline:
+                        break
+                    if self.barrier.aborted():
+                        raise WorkloadError(f"run aborted: {self.barrier.abort_reason()}")
+                    seq, intended, issued = waiting.popleft()
+                started = clock.now()
+                error = None
+                try:
+                    model.run_once()
+                except Exception as err:
+                    error = " ".join(f"{type(err).__name__}: {err}".split())
+                done = clock.now()
+                sample = {"event": "sample", "role": name, "seq": seq, "intended_s": round(intended, 6),
+                          "issued_s": round(issued, 6), "started_s": round(started, 6), "done_s": round(done, 6)}
+                if error:
+                    sample["error"] = error
+                self.log.write(sample)
+                if error:
+                    raise RuntimeError(f"request {seq} failed: {error}")
+                with stats_lock:
+                    latencies_ms.append((done - intended) * 1000.0)
+        finally:
+            stop_progress.set()
+            stop_generating.set()
+            generator.join(timeout=2.0)
+            # Requests issued but not served within the drain: censored samples.
+            with ready:
+                leftovers = list(waiting)
+                waiting.clear()
+            issued_total = issued_count[0]
+            for seq, intended, issued in leftovers:
+                self.log.write({"event": "sample", "role": name, "seq": seq, "intended_s": round(intended, 6),
+                                "issued_s": round(issued, 6), "started_s": None, "done_s": None})
+            # Arrivals the generator never reached (it stopped at the drain deadline) are censored too.
+            for never_issued in range(issued_total, len(trace)):
+                self.log.write({"event": "sample", "role": name, "seq": never_issued,
+                                "intended_s": round(trace[never_issued], 6),
+                                "issued_s": None, "started_s": None, "done_s": None})
+            with stats_lock:
+                completed = len(latencies_ms)
+            self.counters.update({"issued": issued_total, "completed": completed,
+                                  "unfinished": len(trace) - completed})
+            self.barrier.request_stop()
+
+    # -- closed loop ------------------------------------------------------------------------------
+    def _closed_loop(self, model) -> None:
+        spec, clock, name, batch = self.spec, self.clock, self.role.name, self.role.batch
+        assert clock is not None
+        has_open_loop = spec.open_loop_role is not None
+        hard_stop = spec.duration_s + spec.drain_s + CLOSED_LOOP_SAFETY_S
+        seq = 0
+        last_progress = 0.0
+        while True:
+            now = clock.now()
+            if self.barrier.stop_requested() or now >= hard_stop or (not has_open_loop and now >= spec.duration_s):
+                break
+            if self.barrier.aborted():
+                raise WorkloadError(f"run aborted: {self.barrier.abort_reason()}")
+            started = clock.now()
+            model.run_once()
+            ended = clock.now()
+            self.log.write({"event": "iteration", "role": name, "seq": seq, "start_s": round(started, 6),
+                            "end_s": round(ended, 6), "images": batch})
+            seq += 1
+            if ended - last_progress >= spec.progress_interval_s:
+                last_progress = ended
+                self.log.write({"event": "progress", "role": name, "t_s": round(ended, 3), "iterations": seq,
+                                "images": seq * batch, "iter_per_s": round(seq / ended, 3) if ended > 0 else None})
+        self.counters.update({"iterations": seq, "images": seq * batch})
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
