@@ -1,0 +1,168 @@
+"""The experiment end to end in sandbox containers with the simulated device (issue 5's acceptance).
+
+Each test creates its own sandbox (unique name) and removes it. Durations follow the acceptance
+(``--duration 20``) with a shorter warm-up to keep the suite's time reasonable.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from xsched_ops.cli import invoke
+from xsched_ops.errors import InvalidRunError, RunFailedError
+from xsched_ops.results import load_run
+from xsched_ops.sandbox import create_sandbox, remove_sandbox
+
+pytestmark = pytest.mark.docker
+
+FAST = ["--set", "warmup_s=2", "--set", "drain_s=3"]
+
+
+@pytest.fixture
+def sandbox(sandbox_image: str, request: pytest.FixtureRequest):
+    created: list[str] = []
+
+    def make(scenario: str) -> str:
+        name = f"xo-exp-{scenario}-{uuid.uuid4().hex[:8]}"
+        create_sandbox(name, scenario)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        remove_sandbox(name)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = invoke(argv)
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def leftover_processes(container: str) -> list[str]:
+    """Processes of a run still in the container (workload, device, roles, xserver)."""
+    listing = subprocess.run(["docker", "exec", container, "ps", "-eo", "pid,args"], capture_output=True, text=True,
+                             check=True).stdout
+    return [line for line in listing.splitlines()[1:]
+            if "xsched_ops_workload" in line or "xserver" in line]
+
+
+def test_intensive_sim_baseline_collapses_and_xsched_holds(sandbox, capsys, tmp_path: Path) -> None:
+    name = sandbox("ok")
+    code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "20", *FAST,
+                                       "--results-dir", str(tmp_path), "--no-report", "--json"])
+    assert code == 0, document["error"]
+    assert document["valid"] and document["simulated"]
+    by_mode = {trial["mode"]: trial for trial in document["trials"]}
+    assert by_mode["baseline"]["p99_ms"] >= 400, by_mode["baseline"]
+    assert by_mode["xsched"]["p99_ms"] < 50, by_mode["xsched"]
+    assert by_mode["xsched"]["shim_mapped"] == {"high": True, "low": True}
+    assert by_mode["baseline"]["shim_mapped"] == {"high": False, "low": False}
+    comparison = document["comparison"]
+    assert comparison["tier"] in ("excellent", "good", "acceptable")
+    assert comparison["p99_improvement_pct"] > 90
+
+    result = load_run(document["run_dir"])
+    xsched_trial = result.trials_of("xsched")[0]
+    assert all(evidence.sim_xsched_active for evidence in xsched_trial.roles.values())
+    trial_dir = Path(document["run_dir"]) / "trials" / xsched_trial.trial_id
+    for role in ("high", "low"):
+        environment = json.loads((trial_dir / f"environment-{role}.json").read_text())
+        assert environment["env"]["LD_PRELOAD"].endswith("libshimhip.so")
+    xserver_log = (trial_dir / "xserver.log").read_text()
+    assert "policy HPF, listening on 0.0.0.0:50000" in xserver_log
+    assert "stopping after" in xserver_log  # stopped by a signal, not left running
+    run_meta = json.loads((Path(document["run_dir"]) / "run.json").read_text())
+    assert run_meta["profile"]["duration_s"] == 20
+    assert run_meta["doctor"]["summary"]["checks"] > 0
+    assert run_meta["xsched"]["platform"] == "hip"
+    assert leftover_processes(name) == []
+
+
+def test_seed_run_is_refused_then_fix_and_rerun_gives_a_tier(sandbox, capsys, tmp_path: Path) -> None:
+    name = sandbox("seed")
+    code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "20", *FAST,
+                                       "--results-dir", str(tmp_path), "--no-report", "--json"])
+    assert code == InvalidRunError.exit_code, document["error"]
+    assert not document["valid"]
+    assert "symbol lookup error" in document["error"]["message"]
+    result = load_run(document["run_dir"])
+    assert result.mode_valid("baseline")
+    xsched_trial = result.trials_of("xsched")[0]
+    assert not xsched_trial.valid
+    # No role ran with the shim: the preload killed them before they could record anything.
+    assert not any(evidence.shim_mapped for evidence in xsched_trial.roles.values())
+    assert {finding.code for finding in xsched_trial.errors()} >= {"role-missing"}
+    first_run = document["run_id"]
+
+    code, document = run_json(capsys, ["fix-and-rerun", "intensive", "--container", name, "--duration", "20",
+                                       *FAST, "--results-dir", str(tmp_path), "--no-report", "--json",
+                                       "--fail-under", "acceptable"])
+    assert code == 0, document["error"]
+    assert document["valid"]
+    assert document["verification"]["started"]
+    assert any(action["kind"] == "store-environment" and action["applied"]
+               for action in document["doctor"]["actions"])
+    # The valid baseline of the first run is reused: only xsched ran now.
+    assert document["baseline_run"] == first_run
+    assert [trial["mode"] for trial in document["trials"]] == ["xsched"]
+    assert document["trials"][0]["shim_mapped"] == {"high": True, "low": True}
+    comparison = document["comparison"]
+    assert comparison["baseline_run_id"] == first_run
+    assert comparison["tier"] in ("excellent", "good", "acceptable")
+    assert not document["below_fail_under"]
+    assert leftover_processes(name) == []
+
+
+def _pids_of_role(container: str, role: str) -> list[int]:
+    script = ("import os\n"
+              "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+              "    try: argv = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\\0')\n"
+              "    except OSError: continue\n"
+              f"    if b'role' in argv and b'--role' in argv and b'{role}' in argv: print(pid)\n")
+    out = subprocess.run(["docker", "exec", container, "python3", "-c", script], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def test_role_killed_mid_run_ends_everything_and_keeps_the_samples(sandbox, tmp_path: Path) -> None:
+    name = sandbox("ok")
+    command = [sys.executable, "-m", "xsched_ops", "run", "intensive", "--container", name, "--mode", "xsched",
+               "--duration", "30", "--set", "warmup_s=1", "--results-dir", str(tmp_path), "--no-report"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _pids_of_role(name, "low"):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the low role never started"
+            time.sleep(0.3)
+        time.sleep(6)  # warm-up, then a few seconds of measurement
+        pids = _pids_of_role(name, "low")
+        assert pids
+        subprocess.run(["docker", "exec", name, "kill", "-9", *map(str, pids)], check=True)
+        killed_at = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == RunFailedError.exit_code, stderr
+    assert elapsed < 10, f"exited {elapsed:.1f} s after the kill"
+    assert leftover_processes(name) == []
+    ipc = subprocess.run(["docker", "exec", name, "sh", "-c", "ls /dev/shm"], capture_output=True, text=True).stdout
+    assert "__IPC_SHM__" not in ipc
+
+    (run_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    result = load_run(run_dir)
+    assert result.status == "partial"
+    (trial,) = result.trials
+    assert trial.meta is not None and trial.meta.status == "partial"
+    assert trial.high is not None and trial.high.completed_in_window > 20
+    assert "role-died" in {finding.code for finding in trial.errors()}
