@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The real-GPU run (issue 6): one device call runs this end to end and writes under $OUT.
+#   PROFILES="original intensive" REPEATS=3 DURATION=40 bash bench/gpu/run_h100.sh
+# Modes and placements available without XSched: standalone; baseline with placements
+# processes, streams and shared-stream; priority-streams. Repeats interleave the modes.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-/tmp/xsched-ops-gpu}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+PROFILES="${PROFILES:-intensive original}"
+REPEATS="${REPEATS:-3}"
+DURATION="${DURATION:-40}"
+RESULTS="${RESULTS:-/tmp/xsched-ops-gpu-results}"
+mkdir -p "$RESULTS"
+xo() { python3 -m xsched_ops "$@"; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/gpu.csv"
+python3 -c "import torch, torchvision; print(torch.__version__, torch.version.cuda, torchvision.__version__)" > "$OUT/versions.txt"
+xo doctor --local --platform cuda --json > "$OUT/doctor_local.json" 2> "$OUT/doctor_local.log"
+python3 bench/gpu/bare_loop.py --iterations "${BARE_ITERATIONS:-800}" > "$OUT/bare_loop.json"
+
+status=0
+for profile in $PROFILES; do
+  repeats=1
+  [ "$profile" = intensive ] && repeats="$REPEATS"
+  for repeat in $(seq 1 "$repeats"); do
+    for combo in standalone:processes baseline:processes baseline:streams baseline:shared-stream priority-streams:-; do
+      mode="${combo%%:*}"; placement="${combo##*:}"
+      placement_args=()
+      [ "$placement" != "-" ] && placement_args=(--placement "$placement")
+      echo "== $profile repeat $repeat: $mode ($placement)" >&2
+      xo run "$profile" --local --backend torch --mode "$mode" "${placement_args[@]}" \
+        --duration "$DURATION" --results-dir "$RESULTS" --no-report --json \
+        >> "$OUT/runs.jsonl" 2>> "$OUT/runs.log" || status=1
+      # Archive after every run: a call cut off at its time limit still brings back what ran.
+      tar czf "$OUT/results.tar.gz" -C "$RESULTS" .
+    done
+  done
+done
+# $OUT keeps at most 8 files two folders deep: the whole results tree travels as one archive.
+tar czf "$OUT/results.tar.gz" -C "$RESULTS" .
+exit $status
