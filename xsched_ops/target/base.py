@@ -3,7 +3,7 @@
 Commands are argv lists run with an explicit environment that is passed verbatim (no shell, no
 ``$VAR`` expansion). Output streams line by line while the exit code still comes back. On a
 timeout or Ctrl-C every process the command started is killed *inside the target*: each
-command carries a marker variable ``XSCHED_OPS_EXEC_ID`` that its descendants inherit, and the
+command carries a marker variable ``XSCHEDOPS_EXEC_ID`` that its descendants inherit, and the
 kill finds them by it, even those that left the process group.
 """
 
@@ -19,7 +19,8 @@ from xsched_ops.target.fs import TargetFS
 
 # The variable that marks every process a command starts, so that all of them can be found and
 # killed inside the target.
-EXEC_MARKER_VARIABLE = "XSCHED_OPS_EXEC_ID"
+# Not "XSCHED_...": that prefix is XSched's own settings, which the workload records as evidence.
+EXEC_MARKER_VARIABLE = "XSCHEDOPS_EXEC_ID"
 
 LineCallback = Callable[[str, str], None]
 """Called as ``on_line(stream, line)`` with stream ``"stdout"`` or ``"stderr"`` and the line without its newline."""

@@ -112,3 +112,13 @@ class RunClock:
         remaining = t - self.now()
         if remaining > 0:
             time.sleep(remaining)
+
+    # The last stretch is spun rather than slept: time.sleep can overshoot by 50-100 us or more.
+    SPIN_S = 0.0005
+
+    def sleep_until_precise(self, t: float) -> None:
+        remaining = t - self.now()
+        if remaining > self.SPIN_S:
+            time.sleep(remaining - self.SPIN_S)
+        while self.now() < t:
+            pass

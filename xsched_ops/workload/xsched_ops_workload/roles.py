@@ -6,7 +6,6 @@ import os
 import socket
 import threading
 import time
-from collections import deque
 
 from xsched_ops_workload import FORMAT_VERSION, WORKLOAD_VERSION, evidence
 from xsched_ops_workload.arrivals import arrival_trace
@@ -117,72 +116,59 @@ class RoleRunner:
             self._closed_loop(model)
 
     # -- open loop --------------------------------------------------------------------------------
-    def _open_loop(self, model, trace: list[float]) -> None:
+    def _open_loop(self, model, trace):
+        """Serve the arrival trace open loop, one request at a time, in arrival order.
+
+        One server in FIFO order needs no generator thread: request k starts at
+        max(intended_k, done_(k-1)), which is exactly what a generator thread feeding a queue
+        gives, without a thread hand-off inside every measured latency. Latency is always
+        ``done - intended``. When the server is idle it sleeps until the intended time, and the
+        oversleep is the issue delay (the harness's own lateness); when it is busy the request
+        arrived on time and waits, and that wait is queueing (``started - issued``).
+        """
         spec, clock, name = self.spec, self.clock, self.role.name
         assert clock is not None
-        waiting: deque = deque()
-        ready = threading.Condition()
-        generator_done = threading.Event()
         stats_lock = threading.Lock()
-        latencies_ms: list[float] = []
-        issued_count = [0]
-
-        def generate() -> None:
-            # Never skips: a late request is issued at once, its lateness recorded as issue delay.
-            for seq, intended in enumerate(trace):
-                if stop_generating.is_set():
-                    break
-                clock.sleep_until(intended)
-                issued = clock.now()
-                with ready:
-                    waiting.append((seq, intended, issued))
-                    issued_count[0] += 1
-                    ready.notify()
-            generator_done.set()
-            with ready:
-                ready.notify()
+        latencies_ms = []
+        served = [0]
 
         stop_progress = threading.Event()
-        stop_generating = threading.Event()
 
-        def report_progress() -> None:
+        def report_progress():
             while not stop_progress.wait(spec.progress_interval_s):
                 t_s = clock.now()
                 with stats_lock:
                     ordered = sorted(latencies_ms)
                     completed = len(ordered)
-                issued = issued_count[0]
+                issued = sum(1 for intended in trace if intended <= t_s)
                 self.log.write({
                     "event": "progress", "role": name, "t_s": round(t_s, 3), "issued": issued,
                     "completed": completed,
-                    "achieved_rate": round(issued / min(t_s, spec.duration_s), 3) if t_s > 0 else None,
+                    "achieved_rate": round(completed / min(t_s, spec.duration_s), 3) if t_s > 0 else None,
                     "p50_ms": _round(_percentile(ordered, 0.50)), "p99_ms": _round(_percentile(ordered, 0.99)),
                     "max_ms": _round(ordered[-1] if ordered else None),
                 })
 
-        generator = threading.Thread(target=generate, name=f"{name}-generator", daemon=True)
-        progress = threading.Thread(target=report_progress, name=f"{name}-progress", daemon=True)
-        generator.start()
+        progress = threading.Thread(target=report_progress, name=name + "-progress", daemon=True)
         progress.start()
         drain_deadline = spec.duration_s + spec.drain_s
         try:
-            while True:
-                with ready:
-                    while not waiting and not generator_done.is_set() and not self.barrier.aborted():
-                        ready.wait(0.2)
-                    if not waiting and generator_done.is_set():
-                        break
-                    if clock.now() >= drain_deadline:
-                        break
-                    if self.barrier.aborted():
-                        raise WorkloadError(f"run aborted: {self.barrier.abort_reason()}")
-                    seq, intended, issued = waiting.popleft()
+            for seq, intended in enumerate(trace):
+                if self.barrier.aborted():
+                    raise WorkloadError("run aborted: %s" % self.barrier.abort_reason())
+                if clock.now() >= drain_deadline:
+                    break
+                if clock.now() < intended:
+                    clock.sleep_until_precise(intended)
+                    issued = clock.now()
+                else:
+                    issued = intended  # it arrived on time and waited behind the previous request
                 started = clock.now()
                 error = None
                 try:
                     model.run_once()
                 except Exception as err:
-                    error = " ".join(f"{type(err).__name__}: {err}".split())
+                    error = " ".join(("%s: %s" % (type(err).__name__, err)).split())
                 done = clock.now()
                 sample = {"event": "sample", "role": name, "seq": seq, "intended_s": round(intended, 6),
                           "issued_s": round(issued, 6), "started_s": round(started, 6), "done_s": round(done, 6)}
@@ -190,28 +176,24 @@ class RoleRunner:
                     sample["error"] = error
                 self.log.write(sample)
                 if error:
-                    raise RuntimeError(f"request {seq} failed: {error}")
+                    raise RuntimeError("request %d failed: %s" % (seq, error))
                 with stats_lock:
                     latencies_ms.append((done - intended) * 1000.0)
+                served[0] = seq + 1
         finally:
             stop_progress.set()
-            stop_generating.set()
-            generator.join(timeout=2.0)
-            # Requests issued but not served within the drain: censored samples.
-            with ready:
-                leftovers = list(waiting)
-                waiting.clear()
-            issued_total = issued_count[0]
-            for seq, intended, issued in leftovers:
+            # Requests not served within the drain are censored samples: those that had arrived
+            # carry their arrival as issue time, later ones none.
+            now = clock.now()
+            for seq in range(served[0], len(trace)):
+                intended = trace[seq]
+                arrived = intended <= now
                 self.log.write({"event": "sample", "role": name, "seq": seq, "intended_s": round(intended, 6),
-                                "issued_s": round(issued, 6), "started_s": None, "done_s": None})
-            # Arrivals the generator never reached (it stopped at the drain deadline) are censored too.
-            for never_issued in range(issued_total, len(trace)):
-                self.log.write({"event": "sample", "role": name, "seq": never_issued,
-                                "intended_s": round(trace[never_issued], 6),
-                                "issued_s": None, "started_s": None, "done_s": None})
+                                "issued_s": round(intended, 6) if arrived else None,
+                                "started_s": None, "done_s": None})
             with stats_lock:
                 completed = len(latencies_ms)
+            issued_total = sum(1 for intended in trace if intended <= now)
             self.counters.update({"issued": issued_total, "completed": completed,
                                   "unfinished": len(trace) - completed})
             self.barrier.request_stop()
