@@ -23,7 +23,8 @@ xo() { python3 -m xsched_ops "$@"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/gpu.csv"
 python3 -c "import torch, torchvision; print(torch.__version__, torch.version.cuda, torchvision.__version__)" > "$OUT/versions.txt"
 xo doctor --local --platform cuda --json > "$OUT/doctor_local.json" 2> "$OUT/doctor_local.log"
-python3 bench/gpu/bare_loop.py --iterations "${BARE_ITERATIONS:-800}" > "$OUT/bare_loop.json"
+bare_loop() { python3 bench/gpu/bare_loop.py --iterations "${BARE_ITERATIONS:-800}" >> "$OUT/bare_loop.jsonl"; }
+bare_loop
 
 status=0
 for profile in $PROFILES; do
@@ -38,6 +39,8 @@ for profile in $PROFILES; do
       xo run "$profile" --local --backend torch --mode "$mode" "${placement_args[@]}" \
         --duration "$DURATION" --results-dir "$RESULTS" --no-report --json \
         >> "$OUT/runs.jsonl" 2>> "$OUT/runs.log" || status=1
+      # The harness check: the bare loop again right after each standalone run, side by side.
+      [ "$mode" = standalone ] && bare_loop
       # Archive after every run: a call cut off at its time limit still brings back what ran.
       tar czf "$OUT/results.tar.gz" -C "$RESULTS" .
     done
