@@ -8,27 +8,9 @@ after they left their process group or lost their parent. The scripts are fixed 
 
 from __future__ import annotations
 
-import time
-
 from xsched_ops import platforms
 from xsched_ops.experiment.environments import RUN_MARK_VARIABLE
 from xsched_ops.target.base import Target
-
-_FIND_MARKED = r"""
-sig="$1"; marker="$2"
-for dir in /proc/[0-9]*; do
-  pid="${dir#/proc/}"
-  [ "$pid" = "$$" ] && continue
-  if tr '\000' '\n' < "$dir/environ" 2>/dev/null | grep -qxF "$marker"; then
-    if [ "$sig" = "list" ]; then
-      printf '%s\t%s\n' "$pid" "$(tr '\000' ' ' < "$dir/cmdline" 2>/dev/null)"
-    else
-      kill -s "$sig" "$pid" 2>/dev/null && printf '%s\n' "$pid"
-    fi
-  fi
-done
-true
-"""
 
 _CLEAN_IPC = r"""
 glob="$1"; key="$2"
@@ -48,33 +30,17 @@ def _marker(mark: str) -> str:
 
 def marked_processes(target: Target, mark: str) -> list[tuple[int, str]]:
     """``(pid, command line)`` of every process in the target that carries the run's mark."""
-    result = target.exec(["sh", "-c", _FIND_MARKED, "xsched-ops-find", "list", _marker(mark)], timeout=60)
-    found = []
-    for line in result.stdout.splitlines():
-        pid, _, command = line.partition("\t")
-        if pid.strip().isdigit():
-            found.append((int(pid), command.strip()))
-    return found
+    return target.list_marked(_marker(mark))
 
 
 def signal_marked(target: Target, mark: str, signal_name: str) -> int:
     """Send ``signal_name`` (TERM, KILL, ...) to every process of the run; return how many got it."""
-    result = target.exec(["sh", "-c", _FIND_MARKED, "xsched-ops-kill", signal_name, _marker(mark)], timeout=60)
-    return sum(1 for line in result.stdout.splitlines() if line.strip().isdigit())
+    return target.signal_marked(_marker(mark), signal_name)
 
 
 def end_marked(target: Target, mark: str, grace_s: float = 3.0) -> int:
     """TERM every process of the run, then KILL what is still there after ``grace_s``; return how many were found."""
-    found = signal_marked(target, mark, "TERM")
-    if not found:
-        return 0
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if not marked_processes(target, mark):
-            return found
-    signal_marked(target, mark, "KILL")
-    return found
+    return target.stop_marked(_marker(mark), grace_s)
 
 
 def clean_ipc(target: Target) -> list[str]:

@@ -10,6 +10,7 @@ kill finds them by it, even those that left the process group.
 from __future__ import annotations
 
 import abc
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,14 @@ def new_exec_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def exec_marker(exec_id: str) -> str:
+    return f"{EXEC_MARKER_VARIABLE}={exec_id}"
+
+
+# Seconds between SIGTERM and SIGKILL when processes are stopped.
+KILL_GRACE_S = 2.0
+
+
 class Target(abc.ABC):
     """A place where commands run and files move in and out."""
 
@@ -102,8 +111,29 @@ class Target(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_marked(self, marker: str) -> list[tuple[int, str]]:
+        """``(pid, command line)`` of every process whose initial environment holds ``marker`` (``NAME=VALUE``)."""
+
+    @abc.abstractmethod
+    def signal_marked(self, marker: str, signal_name: str) -> int:
+        """Send a signal (``TERM``, ``KILL``, ...) to every process carrying ``marker``; return how many got it."""
+
+    def stop_marked(self, marker: str, grace_s: float = KILL_GRACE_S) -> int:
+        """SIGTERM every process carrying ``marker``, SIGKILL those left after ``grace_s``; return how many were found."""
+        found = self.signal_marked(marker, "TERM")
+        if not found:
+            return 0
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if not self.list_marked(marker):
+                return found
+        self.signal_marked(marker, "KILL")
+        return found
+
     def kill_marked(self, exec_id: str, signal_name: str = "KILL") -> int:
-        """Send a signal to every process in the target whose environment carries ``exec_id``; return how many."""
+        """Signal every process of the command started with ``exec_id``."""
+        return self.signal_marked(exec_marker(exec_id), signal_name)
 
     # -- files --------------------------------------------------------------------------------
     @abc.abstractmethod

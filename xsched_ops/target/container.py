@@ -38,6 +38,7 @@ from xsched_ops.target.base import (
     LineCallback,
     Target,
     TargetFacts,
+    exec_marker,
     new_exec_id,
 )
 from xsched_ops.target.fs import RootedFS, TargetFS
@@ -46,21 +47,23 @@ from xsched_ops.target.streaming import LineSplitter
 # Label carried by every container xsched-ops creates, so that none is left unfindable.
 MANAGED_LABEL = "org.xsched-ops.managed"
 
-# Seconds between SIGTERM and SIGKILL when a command is stopped.
-KILL_GRACE_S = 2.0
-
-# Finds every process whose initial environment carries the marker and signals it. It runs with
-# the container's default environment, so it never matches itself.
-_KILL_SCRIPT = r"""
-sig="$1"; marker="$2"; count=0
+# Finds every process whose initial environment carries the marker; lists it ("list") or signals
+# it. Fixed text: the values travel as arguments. It runs with the container's default
+# environment, so it never matches itself.
+_MARKED_SCRIPT = r"""
+action="$1"; marker="$2"
 for dir in /proc/[0-9]*; do
   pid="${dir#/proc/}"
   [ "$pid" = "$$" ] && continue
   if tr '\000' '\n' < "$dir/environ" 2>/dev/null | grep -qxF "$marker"; then
-    kill -s "$sig" "$pid" 2>/dev/null && count=$((count + 1))
+    if [ "$action" = "list" ]; then
+      printf '%s\t%s\n' "$pid" "$(tr '\000' ' ' < "$dir/cmdline" 2>/dev/null)"
+    else
+      kill -s "$action" "$pid" 2>/dev/null && printf '%s\n' "$pid"
+    fi
   fi
 done
-echo "$count"
+true
 """
 
 
@@ -195,7 +198,7 @@ class ContainerTarget(Target):
                 if remaining is not None and remaining <= 0:
                     timed_out = True
                     self._stop_marked(exec_id)
-                    reader.join(KILL_GRACE_S + 10)
+                    reader.join(10)
                     break
                 reader.join(0.2 if remaining is None else min(0.2, remaining))
         except KeyboardInterrupt:
@@ -225,27 +228,24 @@ class ContainerTarget(Target):
         return -1
 
     def _stop_marked(self, exec_id: str) -> None:
-        """SIGTERM every marked process, then SIGKILL those still there after a grace period."""
-        if self.kill_marked(exec_id, "TERM") == 0:
-            return
-        deadline = time.monotonic() + KILL_GRACE_S
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            if self.kill_marked(exec_id, "0") == 0:
-                return
-        self.kill_marked(exec_id, "KILL")
+        self.stop_marked(exec_marker(exec_id))
 
-    def kill_marked(self, exec_id: str, signal_name: str = "KILL") -> int:
-        marker = f"{EXEC_MARKER_VARIABLE}={exec_id}"
+    def _run_marked_script(self, action: str, marker: str) -> list[str]:
         result = engine.call_engine(
-            self._container.exec_run,
-            ["sh", "-c", _KILL_SCRIPT, "xsched-ops-kill", signal_name, marker],
-            user="root",
+            self._container.exec_run, ["sh", "-c", _MARKED_SCRIPT, "xsched-ops-marked", action, marker], user="root",
         )
-        try:
-            return int(result.output.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return 0
+        return result.output.decode(errors="replace").splitlines()
+
+    def list_marked(self, marker: str) -> list[tuple[int, str]]:
+        found = []
+        for line in self._run_marked_script("list", marker):
+            pid, _, command = line.partition("\t")
+            if pid.strip().isdigit():
+                found.append((int(pid), command.strip()))
+        return found
+
+    def signal_marked(self, marker: str, signal_name: str) -> int:
+        return sum(1 for line in self._run_marked_script(signal_name, marker) if line.strip().isdigit())
 
     # -- files --------------------------------------------------------------------------------
     def _check_run(self, argv: list[str], what: str) -> ExecResult:

@@ -16,6 +16,7 @@ from pathlib import Path
 from xsched_ops.errors import TargetPathError
 from xsched_ops.target.base import (
     EXEC_MARKER_VARIABLE,
+    KILL_GRACE_S,
     DirEntry,
     ExecResult,
     LineCallback,
@@ -25,8 +26,6 @@ from xsched_ops.target.base import (
 )
 from xsched_ops.target.fs import HostFS, TargetFS
 from xsched_ops.target.streaming import LineSplitter
-
-KILL_GRACE_S = 2.0
 
 
 def marked_pids(marker: str) -> list[int]:
@@ -131,10 +130,21 @@ class LocalTarget(Target):
         self.kill_marked(exec_id, "KILL")
         process.wait()
 
-    def kill_marked(self, exec_id: str, signal_name: str = "KILL") -> int:
+    def list_marked(self, marker: str) -> list[tuple[int, str]]:
+        found = []
+        for pid in marked_pids(marker):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                    command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            found.append((pid, command))
+        return found
+
+    def signal_marked(self, marker: str, signal_name: str) -> int:
         signal_number = 0 if signal_name == "0" else getattr(signal, f"SIG{signal_name}")
         count = 0
-        for pid in marked_pids(f"{EXEC_MARKER_VARIABLE}={exec_id}"):
+        for pid in marked_pids(marker):
             try:
                 os.kill(pid, signal_number)
                 count += 1
