@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
+from xsched_ops import platforms
 from xsched_ops.cli import invoke
 from xsched_ops.doctor.fixes import ENVIRONMENT_FIXABLE
-from xsched_ops.doctor.ground_truth import real_load
+from xsched_ops.doctor.ground_truth import libraries_for_route, real_load
 from xsched_ops.sandbox import containers as sandbox_containers
 from xsched_ops.sandbox import scenarios
 from xsched_ops.target.container import ContainerTarget
@@ -73,13 +74,42 @@ def test_doctor_finds_what_the_scenario_breaks_and_fix_makes_it_clean(sandbox, c
     if {expected.check for expected in scenario.expected} & ENVIRONMENT_FIXABLE:
         assert after["environment_source"] == "stored by doctor --fix"
 
-    # A real python3 started with `xsched-ops env`'s output loads with the shim mapped.
+    # A real python3 started with `xsched-ops env`'s output loads with the shim mapped (with the
+    # libpath route it loads the runtime's soname itself, as a CUDA program does).
+    platform = platforms.get(scenario.platform)
     capfd.readouterr()
     assert invoke(["env", "--container", name, "--format", "json", "--full"]) == 0
     environment = json.loads(capfd.readouterr().out)["env"]
     with ContainerTarget.open(name) as target:
-        loaded = real_load(target, environment)
-    assert loaded.started and loaded.has_mapped("libshimhip.so"), loaded
+        loaded = real_load(target, environment,
+                           load_libraries=libraries_for_route(platform, platform.default_route))
+    assert loaded.started and loaded.has_mapped(platform.shim), loaded
+    assert not loaded.has_mapped(platforms.get("cuda" if platform.name == "hip" else "hip").shim)
+
+
+CUDA_SCENARIOS = [name for name, scenario in scenarios.SCENARIOS.items() if scenario.platform == "cuda"]
+
+
+@pytest.mark.parametrize("sandbox", CUDA_SCENARIOS, indirect=True)
+def test_env_platform_cuda_puts_the_lib_folder_first_and_the_real_driver_in_xsched_cuda_lib(sandbox, capfd) -> None:
+    name, scenario = sandbox
+    cuda = platforms.get("cuda")
+    capfd.readouterr()
+    assert invoke(["env", "--container", name, "--platform", "cuda", "--format", "json", "--full"]) == 0
+    environment = json.loads(capfd.readouterr().out)["env"]
+    assert environment["LD_LIBRARY_PATH"].split(":")[0] == scenarios.LIB
+    assert "LD_PRELOAD" not in environment or cuda.shim not in environment["LD_PRELOAD"]
+    driver = environment[cuda.runtime_lib_env]
+    with ContainerTarget.open(name) as target:
+        # The stand-in driver (the same file, whichever system folder names it), never the shim.
+        assert target.fs().realpath(driver) == target.fs().realpath(scenarios.CUDA_DRIVER_STANDIN)
+        assert target.fs().realpath(driver) != target.fs().realpath(scenarios.CUDA_SHIM)
+        # Both reachable in one process: libcuda.so.1 resolves to the shim, the driver path to the stand-in.
+        loaded = real_load(target, environment, load_libraries=[cuda.runtime_libs[0], driver])
+    assert loaded.started and loaded.has_mapped(cuda.shim), loaded
+    # /proc/self/maps names files by their resolved path, which the stand-in's is.
+    assert scenarios.CUDA_DRIVER_STANDIN in loaded.mapped, loaded
+    assert not loaded.loader_messages, loaded
 
 
 @pytest.mark.parametrize("sandbox", ["seed"], indirect=True)
@@ -92,7 +122,7 @@ def test_allow_lib_changes_moves_the_stale_duplicate_aside(sandbox, capfd) -> No
         assert not target.exists(f"{scenarios.LEGACY_LIB}/libhalhip.so")
         # Without the stored environment, the configured one now loads too.
         env = scenarios.get("seed").probe_env(target.environment())
-        assert real_load(target, env).has_mapped("libshimhip.so")
+        assert real_load(target, env).has_mapped(platforms.get("hip").shim)
 
 
 @pytest.mark.parametrize("sandbox", ["seed"], indirect=True)

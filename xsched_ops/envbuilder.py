@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from xsched_ops import platforms
+from xsched_ops.elf.ldcache import read_ld_so_cache
 from xsched_ops.target.fs import TargetFS
 from xsched_ops.xsched_install import XSchedInstall
 from xsched_ops.xsched_settings import POLICIES, RoleScheduling
@@ -108,7 +109,10 @@ def shim_lacks_hal_dependency(fs: TargetFS, install: XSchedInstall) -> bool:
 
 
 def find_real_runtime(fs: TargetFS, install: XSchedInstall, environment: Mapping[str, str]) -> str | None:
-    """The real driver/runtime library in the target (never the shim or its softlink)."""
+    """The real driver/runtime library in the target (never the shim or its softlink).
+
+    Looked for in order: the override variable's current value, the platform's search folders,
+    the system folders, then ld.so.cache."""
     platform = install.platform
     candidates: list[str] = []
     current = environment.get(platform.runtime_lib_env, "")
@@ -118,6 +122,13 @@ def find_real_runtime(fs: TargetFS, install: XSchedInstall, environment: Mapping
     for folder in folders:
         for name in platform.runtime_libs:
             candidates.append(posixpath.join(folder, name))
+    # Then what ldconfig registered (a driver installed in a folder of ld.so.conf).
+    try:
+        cache_entries = read_ld_so_cache(fs).entries
+    except Exception:  # an unreadable cache only means one source fewer
+        cache_entries = ()
+    for name in platform.runtime_libs:
+        candidates.extend(entry.path for entry in cache_entries if entry.name == name)
     for candidate in candidates:
         if candidate.startswith("/") and fs.isfile(candidate) and not is_shim_or_softlink(fs, install, candidate):
             return candidate

@@ -40,6 +40,10 @@ class Platform(BaseModel):
     runtime_search_dirs: list[str]
     runtime_lib_env: str
     device_nodes: list[str]
+    # Glob patterns of device nodes the in-target probe lists; version files and packages it reads.
+    device_globs: list[str] = Field(default_factory=list)
+    runtime_version_files: list[str] = Field(default_factory=list)
+    runtime_version_packages: list[str] = Field(default_factory=list)
     docker_run_flags: list[str]
     default_route: Literal["preload", "libpath"]
     torch_version_attr: str
@@ -75,3 +79,14 @@ def get(name: str) -> Platform:
 
 def all_platforms() -> list[Platform]:
     return list(table().platforms.values())
+
+
+def probe_facts_spec() -> dict[str, list[str]]:
+    """What the in-target probe looks for, from every platform of the table (sent to it as JSON)."""
+    spec: dict[str, list[str]] = {"device_globs": [], "runtime_version_files": [], "runtime_version_packages": []}
+    for platform in all_platforms():
+        for key in spec:
+            for value in getattr(platform, key):
+                if value not in spec[key]:
+                    spec[key].append(value)
+    return spec

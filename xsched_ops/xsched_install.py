@@ -188,5 +188,6 @@ def discover(
     raise XSchedNotFoundError(
         "no XSched install found in the target (looked at the environment, "
         f"{platforms.common().seed_prefix}, common prefixes and a bounded search)",
-        "pass --xsched-prefix PATH (the folder holding lib/libshimhip.so)",
+        "pass --xsched-prefix PATH (the folder holding "
+        + " or ".join(f"lib/{p.shim}" for p in platforms.all_platforms()) + ")",
     )

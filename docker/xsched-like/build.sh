@@ -14,6 +14,12 @@
 #   OUTPUT_DIR/variants/versioned/libhalhip.so          HAL with symbol versions XSCHED_1.0 and XSCHED_1.2
 #   OUTPUT_DIR/variants/versioned/libshimhip.so         shim linked against it (needs XSCHED_1.2)
 #   OUTPUT_DIR/variants/hal-v1.0/libhalhip.so           stale HAL that defines only XSCHED_1.0
+#   OUTPUT_DIR/install-cuda/                 the correct CUDA install (copied to PREFIX instead)
+#     lib/libpreempt.so lib/libhalcuda.so lib/libshimcuda.so
+#     lib/libcuda.so lib/libcuda.so.1 -> libshimcuda.so
+#     lib/cmake/XSched/XSchedConfigVersion.cmake  bin/xserver
+#   OUTPUT_DIR/variants/cuda-driver/libcuda.so.1        the project's stand-in for the real NVIDIA
+#                                                       driver (SONAME libcuda.so.1; no XSched in it)
 set -eu
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -31,7 +37,8 @@ ldflags="-shared -Wl,--no-as-needed -Wl,--enable-new-dtags,-rpath,$prefix/lib"
 lib=$out/install/lib
 variants=$out/variants
 mkdir -p "$lib/cmake/XSched" "$out/install/bin" "$variants/hal-old" "$variants/shim-underlinked" \
-    "$variants/versioned" "$variants/hal-v1.0"
+    "$variants/versioned" "$variants/hal-v1.0" \
+    "$out/install-cuda/lib/cmake/XSched" "$out/install-cuda/bin" "$variants/cuda-driver"
 
 set -x
 "$cxx" $cxxflags $ldflags -Wl,-soname,libpreempt.so -o "$lib/libpreempt.so" "$src/preempt.cpp"
@@ -62,3 +69,20 @@ cp "$src/XSchedConfigVersion.cmake" "$lib/cmake/XSched/XSchedConfigVersion.cmake
 
 "$cxx" $cxxflags $ldflags -Wl,-soname,libhalhip.so -Wl,--version-script,"$src/hal_hip_v1.0.map" \
     -DXSCHED_HAL_VERSION='"1.0.0"' -o "$variants/hal-v1.0/libhalhip.so" "$src/hal_hip.cpp" -L"$lib" -lpreempt
+
+# The CUDA install: the same preempt library and xserver, the CUDA HAL and shim, the softlinks.
+cuda_lib=$out/install-cuda/lib
+cp "$lib/libpreempt.so" "$cuda_lib/libpreempt.so"
+"$cxx" $cxxflags $ldflags -Wl,-soname,libhalcuda.so -o "$cuda_lib/libhalcuda.so" "$src/hal_cuda.cpp" \
+    -L"$cuda_lib" -lpreempt
+
+"$cxx" $cxxflags $ldflags -Wl,-soname,libshimcuda.so -o "$cuda_lib/libshimcuda.so" "$src/shim_cuda.cpp" \
+    -L"$cuda_lib" -lhalcuda -lpreempt
+ln -sf libshimcuda.so "$cuda_lib/libcuda.so"
+ln -sf libshimcuda.so "$cuda_lib/libcuda.so.1"
+cp "$out/install/bin/xserver" "$out/install-cuda/bin/xserver"
+cp "$src/XSchedConfigVersion.cmake" "$cuda_lib/cmake/XSched/XSchedConfigVersion.cmake"
+
+# The stand-in real driver: no RUNPATH, nothing of XSched.
+"$cxx" $cxxflags -shared -Wl,-soname,libcuda.so.1 -o "$variants/cuda-driver/libcuda.so.1" \
+    "$src/cuda_driver_standin.cpp"

@@ -11,7 +11,7 @@ from typing import Any
 from xsched_ops import platforms
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
-from xsched_ops.doctor.ground_truth import real_load
+from xsched_ops.doctor.ground_truth import libraries_for_route, real_load
 from xsched_ops.doctor.registry import check
 from xsched_ops.elf.ldcache import read_ld_so_conf
 from xsched_ops.elf.reader import read_elf
@@ -29,20 +29,41 @@ def python_path(context: DoctorContext) -> str:
     return "/usr/bin/python3"
 
 
-def environment_under_xsched(context: DoctorContext) -> dict[str, str]:
-    """The environment as the user runs an XSched process: theirs, with the shim preloaded.
+def route_of(context: DoctorContext) -> str:
+    """The route XSched is reached by: the one asked for, else the platform's default."""
+    install = context.install
+    assert install is not None
+    return context.route or install.platform.default_route
 
-    An LD_PRELOAD entry that is the install's shim is kept; otherwise the shim is added in front
-    (a misspelled entry stays: the loader would only warn about it).
+
+def environment_under_xsched(context: DoctorContext) -> dict[str, str]:
+    """The environment as the user runs an XSched process: theirs, with XSched reachable by the route.
+
+    * preload: an LD_PRELOAD entry that is the install's shim is kept; otherwise the shim is added
+      in front (a misspelled entry stays: the loader would only warn about it);
+    * libpath: the install's lib folder goes first on LD_LIBRARY_PATH, so the runtime's soname
+      resolves to the shim's softlink (the rest of the user's LD_LIBRARY_PATH is kept as it is).
     """
     env = dict(context.environment)
     install = context.install
     assert install is not None
-    preloads = split_preload(env.get("LD_PRELOAD", ""))
-    if install.platform.default_route == "preload" or context.route == "preload":
+    if route_of(context) == "preload":
+        preloads = split_preload(env.get("LD_PRELOAD", ""))
         if install.shim_path not in preloads:
             env["LD_PRELOAD"] = " ".join([install.shim_path, *preloads])
+    else:
+        entries = split_path_list(env.get("LD_LIBRARY_PATH", ""))
+        if not entries or entries[0] != install.lib_dir:
+            env["LD_LIBRARY_PATH"] = ":".join([install.lib_dir, *entries])
     return env
+
+
+def probe_libraries(context: DoctorContext) -> list[str]:
+    """What the ground-truth python3 loads with ctypes: the runtime's soname for the libpath route
+    (nothing loads it at startup), nothing for the preload route."""
+    install = context.install
+    assert install is not None
+    return libraries_for_route(install.platform, route_of(context))
 
 
 def provider_folders(context: DoctorContext, env: dict[str, str]) -> list[str]:
@@ -54,7 +75,9 @@ def provider_folders(context: DoctorContext, env: dict[str, str]) -> list[str]:
         folders += read_ld_so_conf(context.fs)
     except OSError:
         pass
-    folders += ["/opt/rocm/lib", *platforms.SYSTEM_LIB_DIRS]
+    for platform in platforms.all_platforms():
+        folders += platform.runtime_search_dirs
+    folders += platforms.SYSTEM_LIB_DIRS
     unique: list[str] = []
     for folder in folders:
         if folder not in unique:
@@ -68,6 +91,11 @@ def _model_cached(context_id: int, python: str, env_items: tuple[tuple[str, str]
 
 
 def model(context: DoctorContext, env: dict[str, str]) -> LoadReport:
+    """The loader model of python3 under ``env``; for the libpath route the probe's dlopen of the
+    runtime's soname is modelled as a preload of that name (searched like a DT_NEEDED of python3)."""
+    libraries = probe_libraries(context) if context.install is not None else []
+    if libraries:
+        env = {**env, "LD_PRELOAD": " ".join([*libraries, *split_preload(env.get("LD_PRELOAD", ""))])}
     return _model_cached(id(context), python_path(context), tuple(sorted(env.items())), context.fs)
 
 
@@ -218,7 +246,7 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
     env = environment_under_xsched(context)
     predicted = model(context, env)
     predicted_shim = predicted.object_for(install.shim_path) is not None and predicted.would_start
-    actual = real_load(context.target, env, import_torch=False)
+    actual = real_load(context.target, env, import_torch=False, load_libraries=probe_libraries(context))
     actual_shim = actual.started and actual.has_mapped(install.platform.shim)
     evidence: dict[str, Any] = {"model_would_start": predicted.would_start, "model_shim_loaded": predicted_shim,
                                 "real": actual.as_dict(), "model_fatal_error": predicted.fatal_error}
@@ -236,12 +264,31 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
                            "; ".join(actual.loader_messages), **evidence))
     built = context.fixed_environment
     if built is not None:
-        fixed = real_load(context.target, built.env, import_torch=torch_present)
-        if fixed.started and fixed.has_mapped(install.platform.shim):
+        fixed_libraries = libraries_for_route(install.platform, built.route)
+        real_runtime = built.env.get(install.platform.runtime_lib_env) or built.real_runtime
+        # With the libpath route the shim is reached through the runtime's soname; the real runtime
+        # must be loadable too (the HAL dlopens it by path), so the probe loads both.
+        if built.route == "libpath" and real_runtime:
+            fixed_libraries = [*fixed_libraries, real_runtime]
+        fixed = real_load(context.target, built.env, import_torch=torch_present, load_libraries=fixed_libraries)
+        runtime_mapped = True
+        if built.route == "libpath" and real_runtime:
+            runtime_real_path = context.fs.realpath(real_runtime)
+            runtime_mapped = runtime_real_path in fixed.mapped or real_runtime in fixed.mapped
+        if fixed.started and fixed.has_mapped(install.platform.shim) and runtime_mapped:
             findings.append(ok("ground-truth.fixed", "loader",
                                "with the computed environment python3 starts with the shim mapped"
+                               + (f" and the real runtime {real_runtime} reachable"
+                                  if built.route == "libpath" and real_runtime else "")
                                + (" (and torch imported)" if torch_present else ""),
-                               f"shim at {fixed.mapped_path(install.platform.shim)}", real=fixed.as_dict()))
+                               f"shim at {fixed.mapped_path(install.platform.shim)}", real=fixed.as_dict(),
+                               real_runtime=real_runtime))
+        elif fixed.started and fixed.has_mapped(install.platform.shim):
+            findings.append(fail("ground-truth.fixed", "loader",
+                                 f"the shim loads, but the real runtime {real_runtime} does not",
+                                 "; ".join(fixed.loader_messages) or fixed.stderr[-300:],
+                                 f"point {install.platform.runtime_lib_env} at a loadable "
+                                 f"{install.platform.runtime_libs[0]}", real=fixed.as_dict(), real_runtime=real_runtime))
         else:
             findings.append(fail("ground-truth.fixed", "loader",
                                  "even the computed environment does not load the shim",

@@ -54,7 +54,9 @@ def check_gpu_runtime(context: DoctorContext) -> list[Finding]:
             findings.append(ok("gpu-runtime", "gpu", f"ROCm {rocm['version']} ({rocm['source']})", **rocm))
         else:
             findings.append(warn("gpu-runtime", "gpu", "ROCm version: could not collect",
-                                 str(rocm) if rocm else "no /opt/rocm/.info/version and no ROCm package"))
+                                 str(rocm) if rocm else
+                                 f"none of {', '.join(context.platform.runtime_version_files)} and none of the "
+                                 f"packages {', '.join(context.platform.runtime_version_packages)}"))
         for tool, key in (("rocminfo", "rocminfo"), ("rocm-smi", "rocm_smi")):
             output = probe.get(key)
             if isinstance(output, dict):

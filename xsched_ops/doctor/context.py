@@ -92,6 +92,7 @@ class DoctorContext:
         env = dict(self.environment)
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         env["XSCHED_OPS_PROBE_TORCH"] = "1" if self.probe_torch else "0"
+        env["XSCHED_OPS_PROBE_SPEC"] = json.dumps(platforms.probe_facts_spec())
         # The probe itself must not be disturbed by a broken preload in the configured env.
         env.pop("LD_PRELOAD", None)
         result = self.target.exec(["python3", "-c", script], env=env, timeout=PROBE_TIMEOUT_S)

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from xsched_ops.platforms import Platform
 from xsched_ops.target.base import Target
 
 MARKER = "XSCHED_OPS_MAPS "
-# Reads its own memory map; imports torch too when asked, since torch is what loads the runtime.
+# Loads the libraries named in argv with ctypes (what torch or a CUDA program does with the
+# runtime's soname), imports torch when asked (torch is what loads the runtime), then reads its
+# own memory map. A library that does not load is reported on stderr; the probe goes on.
 _PROBE = """
-import json, sys
-if sys.argv[1:] == ["torch"]:
+import ctypes, json, sys
+arguments = sys.argv[1:]
+for name in arguments:
+    if name == "--torch":
+        continue
+    try:
+        ctypes.CDLL(name)
+    except OSError as err:
+        sys.stderr.write("xsched-ops: loading %s failed: %s\\n" % (name, err))
+if "--torch" in arguments:
     try:
         import torch
     except Exception as err:
@@ -26,7 +37,14 @@ for line in open("/proc/self/maps"):
 print("XSCHED_OPS_MAPS " + json.dumps(sorted(paths)))
 """
 
-LOADER_ERROR_MARKERS = ("symbol lookup error", "error while loading shared libraries", "cannot be preloaded",
+
+def libraries_for_route(platform: Platform, route: str) -> list[str]:
+    """What a process must load for the shim to be mapped: with the libpath route, the runtime's
+    soname (``libcuda.so.1`` resolves to the shim's softlink); with the preload route, nothing."""
+    return [platform.runtime_libs[0]] if route == "libpath" else []
+
+
+LOADER_ERROR_MARKERS = ("symbol lookup error", "xsched-ops: loading", "error while loading shared libraries", "cannot be preloaded",
                         "version `", "undefined symbol")
 
 
@@ -49,8 +67,11 @@ class RealLoad:
                 "mapped": self.mapped}
 
 
-def real_load(target: Target, env: Mapping[str, str], import_torch: bool = False, timeout: float = 180) -> RealLoad:
-    argv = ["python3", "-c", _PROBE] + (["torch"] if import_torch else [])
+def real_load(target: Target, env: Mapping[str, str], import_torch: bool = False, timeout: float = 180,
+              load_libraries: Sequence[str] = ()) -> RealLoad:
+    """Start python3 under ``env``; it loads ``load_libraries`` (ctypes.CDLL, in order), imports
+    torch when asked, and reports every mapped shared object."""
+    argv = ["python3", "-c", _PROBE, *load_libraries] + (["--torch"] if import_torch else [])
     result = target.exec(argv, env=dict(env), timeout=timeout)
     mapped: list[str] = []
     started = False

@@ -8,6 +8,9 @@ import shutil
 import subprocess
 import sys
 
+# What to look for comes from the platform table (xsched_ops/data/platforms.toml), as JSON.
+SPEC = json.loads(os.environ.get("XSCHED_OPS_PROBE_SPEC") or "{}")
+
 facts = {"python": sys.version.split()[0], "python_executable": sys.executable}
 
 
@@ -25,19 +28,19 @@ def run(argv, timeout=20):
 
 def devices():
     nodes = {}
-    for pattern in ("/dev/kfd", "/dev/dri", "/dev/dri/*", "/dev/nvidia*"):
+    for pattern in SPEC.get("device_globs", []):
         for path in glob.glob(pattern):
             nodes[path] = os.access(path, os.R_OK | os.W_OK)
     return nodes
 
 
 def rocm_version():
-    for path in ("/opt/rocm/.info/version", "/opt/rocm/.info/version-dev"):
+    for path in SPEC.get("runtime_version_files", []):
         if os.path.exists(path):
             with open(path) as handle:
                 return {"version": handle.read().strip(), "source": path}
     if shutil.which("dpkg-query"):
-        for package in ("rocm-core", "hip-runtime-amd", "libamdhip64-6", "libamdhip64-5"):
+        for package in SPEC.get("runtime_version_packages", []):
             result = run(["dpkg-query", "-W", "-f=${Version}", package])
             if result["exit_code"] == 0 and result["stdout"].strip():
                 return {"version": result["stdout"].strip(), "source": "package " + package}

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from xsched_ops.doctor import DoctorContext, Finding, run_checks
 from xsched_ops.doctor.fixes import Action, apply, plan
-from xsched_ops.doctor.ground_truth import RealLoad, real_load
+from xsched_ops.doctor.ground_truth import RealLoad, libraries_for_route, real_load
 from xsched_ops.doctor.summary import summarize
 from xsched_ops.errors import InvalidRunError
 from xsched_ops.experiment.environments import base_environment, xsched_role_environment
@@ -68,7 +68,9 @@ def verify_real_load(target: Target, options: ExperimentOptions) -> tuple[RealLo
     install = discover(target.fs(), base.env, options.xsched_prefix, options.platform)
     role_env = xsched_role_environment(base, install, target.fs(), options.profile, "high", options.route,
                                        repair=options.repair_env)
-    load = real_load(target, role_env.env, import_torch=options.backend == "torch")
+    route = options.route or install.platform.default_route
+    load = real_load(target, role_env.env, import_torch=options.backend == "torch",
+                     load_libraries=libraries_for_route(install.platform, route))
     if not load.has_mapped(install.platform.shim):
         detail = "; ".join(load.loader_messages[:2]) or (load.stderr.strip().splitlines() or ["no output"])[-1]
         raise InvalidRunError(

@@ -2,7 +2,7 @@
 
 A sandbox is a container of the sandbox image carrying the labels ``org.xsched-ops.managed=1``,
 ``org.xsched-ops.sandbox=1`` and ``org.xsched-ops.scenario=<name>``, with the scenario's
-configured ``Env``, the XSched-like install copied to the seed's prefix and the scenario
+configured ``Env``, the XSched-like install of the scenario's platform copied to the seed's prefix and the scenario
 applied on top. Only containers with the sandbox label are ever removed.
 """
 
@@ -131,8 +131,8 @@ def _start_container(client: docker.DockerClient, name: str, tag: str, scenario:
 
 def _apply(target: ContainerTarget, scenario: Scenario, build: InstallBuild, report: ProgressCallback) -> None:
     name = target.name
-    report(f"sandbox {name}: copying the XSched-like install to {PREFIX}")
-    target.copy_in(build.install, PREFIX)
+    report(f"sandbox {name}: copying the XSched-like {scenario.platform} install to {PREFIX}")
+    target.copy_in(build.path(scenario.install_tree), PREFIX)
     for placement in scenario.placements:
         source = build.path(placement.source)
         if not source.exists():

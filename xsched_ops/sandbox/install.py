@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xsched_ops import platforms
 from xsched_ops.errors import SandboxError
-from xsched_ops.sandbox.scenarios import PREFIX
+from xsched_ops.sandbox.scenarios import INSTALL_TREES, PREFIX
 
 ProgressCallback = Callable[[str], None]
 
@@ -76,6 +77,11 @@ def build_key(sources: Path, compiler_version: str, prefix: str = PREFIX) -> str
     return digest.hexdigest()[:16]
 
 
+def _is_complete(root: Path) -> bool:
+    """Every platform's install tree of the build holds its shim."""
+    return all((root / tree / "lib" / platforms.get(name).shim).is_file() for name, tree in INSTALL_TREES.items())
+
+
 def ensure_install(progress: ProgressCallback | None = None, prefix: str = PREFIX) -> InstallBuild:
     """Build the install (or reuse the cached build) and return where it is."""
     report = progress or (lambda _message: None)
@@ -84,7 +90,7 @@ def ensure_install(progress: ProgressCallback | None = None, prefix: str = PREFI
     key = build_key(sources, compiler_version, prefix)
     builds = cache_root() / "build"
     final = builds / key
-    if (final / "install" / "lib" / "libshimhip.so").is_file():
+    if _is_complete(final):
         report(f"XSched-like install: cached build {final}")
         return InstallBuild(root=final, key=key, built_now=False)
 
@@ -106,7 +112,7 @@ def ensure_install(progress: ProgressCallback | None = None, prefix: str = PREFI
             scratch.rename(final)
         except OSError:
             # Another process finished the same build first: use theirs.
-            if not (final / "install" / "lib" / "libshimhip.so").is_file():
+            if not _is_complete(final):
                 raise
     finally:
         if scratch.exists():

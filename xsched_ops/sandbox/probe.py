@@ -1,7 +1,8 @@
 """Ground truth: what the sandbox's real dynamic loader does with a scenario.
 
 Runs python3 in the container with the scenario's probe environment (the container's Env, plus
-``LD_PRELOAD`` of the shim unless the scenario keeps its own) and reports whether it ran and
+``LD_PRELOAD`` of the shim unless the scenario keeps its own, or the lib folder first on
+``LD_LIBRARY_PATH`` for the libpath route) and the scenario's probe program, and reports whether it ran and
 whether the shim was mapped, to compare with the scenario's declared ``LoaderOutcome``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xsched_ops.sandbox.scenarios import PROBE_ARGV, PROBE_MARKER, SHIM, LoaderOutcome, Scenario
+from xsched_ops.sandbox.scenarios import PROBE_MARKER, LoaderOutcome, Scenario
 from xsched_ops.target.base import Target
 
 
@@ -18,6 +19,7 @@ class ProbeResult:
     exit_code: int
     stdout: str
     stderr: str
+    shim: str  # the path of the scenario's shim in the container
 
     @property
     def succeeded(self) -> bool:
@@ -25,7 +27,7 @@ class ProbeResult:
 
     @property
     def shim_mapped(self) -> bool:
-        return any(line.endswith(" " + SHIM) for line in self.stdout.splitlines())
+        return any(line.endswith(" " + self.shim) for line in self.stdout.splitlines())
 
     def mismatches(self, outcome: LoaderOutcome) -> list[str]:
         """How this result differs from the declared outcome (empty when it agrees)."""
@@ -44,5 +46,5 @@ class ProbeResult:
 
 def run_loader_probe(target: Target, scenario: Scenario, timeout: float = 60) -> ProbeResult:
     environment = scenario.probe_env(target.environment())
-    result = target.exec(list(PROBE_ARGV), env=environment, timeout=timeout)
-    return ProbeResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+    result = target.exec(list(scenario.probe_argv), env=environment, timeout=timeout)
+    return ProbeResult(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr, shim=scenario.shim)

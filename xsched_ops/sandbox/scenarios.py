@@ -1,14 +1,16 @@
 """Sandbox scenarios, as data: one entry of ``SCENARIOS`` per scenario.
 
 A scenario says what goes where in the sandbox container on top of the correct XSched-like
-install at the seed's prefix, the container's configured ``Env``, extra set-up commands, what
-the container's real dynamic loader does when python3 is started with the shim preloaded, and
-what ``xsched-ops doctor`` is expected to find. Doctor tests and sandbox tests are driven by
+install of its platform (HIP or CUDA) at the seed's prefix, the container's configured ``Env``,
+extra set-up commands, what the container's real dynamic loader does when python3 is started
+with XSched reachable by the platform's route (HIP: the shim preloaded; CUDA: the lib folder
+first on LD_LIBRARY_PATH and libcuda.so.1 loaded with ctypes), and what ``xsched-ops doctor`` is
+expected to find. Doctor tests and sandbox tests are driven by
 this table; adding a scenario is adding one entry.
 
 Paths of files placed in the container are relative to the install build (see
-``xsched_ops.sandbox.install``): ``install/...`` is the correct install, ``variants/...`` the
-broken or old libraries built beside it.
+``xsched_ops.sandbox.install``): ``install/...`` is the correct HIP install, ``install-cuda/...``
+the correct CUDA install, ``variants/...`` the broken or old libraries built beside them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from xsched_ops import platforms
 from xsched_ops.errors import UsageError
 
 _HIP = platforms.get("hip")
+_CUDA = platforms.get("cuda")
 _COMMON = platforms.common()
 
 # Where the install lives in every sandbox: the seed's path.
@@ -35,6 +38,16 @@ XSERVER = posixpath.join(PREFIX, _COMMON.xserver)
 TYPEINFO_SYMBOL = _HIP.hal_marker_symbol  # _ZTIN6xsched3hip10HipCommandE
 VTABLE_SYMBOL = "_ZTVN6xsched3hip10HipCommandE"
 
+# The CUDA install lives at the same prefix (a CUDA sandbox gets install-cuda/ there instead).
+CUDA_SHIM = posixpath.join(LIB, _CUDA.shim)
+CUDA_SOFTLINK = posixpath.join(LIB, _CUDA.runtime_libs[0])  # lib/libcuda.so.1 -> the shim
+# The sandbox has no NVIDIA driver: the project's own stand-in (docker/xsched-like/
+# cuda_driver_standin.cpp) plays the real libcuda.so.1 in the system library folder.
+CUDA_DRIVER_STANDIN = posixpath.join(platforms.SYSTEM_LIB_DIRS[1], _CUDA.runtime_libs[0])
+
+# The install tree (relative to the build) each platform's sandbox gets at PREFIX.
+INSTALL_TREES: Mapping[str, str] = MappingProxyType({"hip": "install", "cuda": "install-cuda"})
+
 # Folders of stale libraries that shadow the good ones in some scenarios.
 LEGACY_LIB = "/opt/legacy/xsched/lib"
 OLD_RELEASE_LIB = "/opt/xsched-1.0/lib"
@@ -44,9 +57,11 @@ STALE_IPC_FILE = "/dev/shm/__IPC_SHM__xsched_server"
 
 # The probe: python3 prints its own memory map, so the caller sees whether the shim was mapped.
 PROBE_MARKER = "xsched-sandbox-probe-ok"
-PROBE_ARGV: tuple[str, ...] = (
-    "python3", "-c",
-    f"import sys; sys.stdout.write(open('/proc/self/maps').read()); print({PROBE_MARKER!r})",
+_PRINT_MAPS = f"sys.stdout.write(open('/proc/self/maps').read()); print({PROBE_MARKER!r})"
+PROBE_ARGV: tuple[str, ...] = ("python3", "-c", f"import sys; {_PRINT_MAPS}")
+# With the libpath route nothing is preloaded: the program loads the runtime's soname itself.
+CUDA_PROBE_ARGV: tuple[str, ...] = (
+    "python3", "-c", f"import ctypes, sys; ctypes.CDLL({_CUDA.runtime_libs[0]!r}); {_PRINT_MAPS}",
 )
 
 
@@ -107,25 +122,40 @@ class Scenario:
     setup: tuple[tuple[str, ...], ...] = ()
     # LD_PRELOAD the probe sets on top of the container's Env; None keeps the container's own.
     probe_preload: str | None = SHIM
+    # A folder the probe puts first on LD_LIBRARY_PATH (the libpath route); None leaves it alone.
+    probe_library_path: str | None = None
+    probe_argv: tuple[str, ...] = PROBE_ARGV
     fixable: bool = True
     alias_of: str | None = None
+    platform: str = "hip"  # a key of xsched_ops/data/platforms.toml
+
+    @property
+    def install_tree(self) -> str:
+        """The install tree of the build that goes to PREFIX."""
+        return INSTALL_TREES[self.platform]
+
+    @property
+    def shim(self) -> str:
+        """Where this scenario's platform shim lives in the container."""
+        return posixpath.join(LIB, platforms.get(self.platform).shim)
 
     def expected_findings(self) -> tuple[ExpectedFinding, ...]:
-        """This scenario's findings plus those every sandbox has (no GPU)."""
-        return self.expected + INHERENT_FINDINGS
+        """This scenario's findings plus the one every sandbox has: no GPU (the no-gpu scenario), so the
+        platform's first device node is reported missing."""
+        missing_device = ExpectedFinding(check=CheckId.GPU, severity="fail",
+                                         path=platforms.get(self.platform).device_nodes[0])
+        return (*self.expected, missing_device)
 
     def probe_env(self, container_env: Mapping[str, str]) -> dict[str, str]:
-        """The complete environment of the probe: the container's Env plus the shim preloaded."""
+        """The complete environment of the probe: the container's Env plus XSched reachable by the route."""
         environment = dict(container_env)
         if self.probe_preload is not None:
             environment["LD_PRELOAD"] = self.probe_preload
+        if self.probe_library_path is not None:
+            rest = environment.get("LD_LIBRARY_PATH", "")
+            environment["LD_LIBRARY_PATH"] = self.probe_library_path + (":" + rest if rest else "")
         return environment
 
-
-# Every sandbox lacks /dev/kfd: the GPU check fails everywhere (the no-gpu scenario).
-INHERENT_FINDINGS: tuple[ExpectedFinding, ...] = (
-    ExpectedFinding(check=CheckId.GPU, severity="fail", path="/dev/kfd"),
-)
 
 _LOADS_OK = LoaderOutcome(succeeds=True, shim_mapped=True)
 
@@ -262,6 +292,37 @@ _SCENARIO_LIST: tuple[Scenario, ...] = (
         ),
         loader=_LOADS_OK,
         expected=(ExpectedFinding(check=CheckId.IPC, path=STALE_IPC_FILE),),
+    ),
+    Scenario(
+        name="cuda-ok",
+        description=(
+            "A correct CUDA install (libshimcuda.so, libhalcuda.so, the softlinks lib/libcuda.so and "
+            f"lib/libcuda.so.1); the sandbox has no NVIDIA driver, so {CUDA_DRIVER_STANDIN} is the "
+            "project's own stand-in for the real driver. Nothing special in the container's Env; with "
+            "the lib folder first on LD_LIBRARY_PATH, loading libcuda.so.1 maps the shim."
+        ),
+        platform="cuda",
+        placements=(Placement("variants/cuda-driver/libcuda.so.1", CUDA_DRIVER_STANDIN),),
+        probe_preload=None,
+        probe_library_path=LIB,
+        probe_argv=CUDA_PROBE_ARGV,
+        loader=_LOADS_OK,
+    ),
+    Scenario(
+        name="cuda-recursion",
+        description=(
+            f"The CUDA install of cuda-ok, but {_CUDA.runtime_lib_env} points at the shim's own softlink "
+            f"lib/libcuda.so.1: the shim would load itself as the real driver (the project's stand-in at "
+            f"{CUDA_DRIVER_STANDIN})."
+        ),
+        platform="cuda",
+        env=MappingProxyType({_CUDA.runtime_lib_env: CUDA_SOFTLINK}),
+        placements=(Placement("variants/cuda-driver/libcuda.so.1", CUDA_DRIVER_STANDIN),),
+        probe_preload=None,
+        probe_library_path=LIB,
+        probe_argv=CUDA_PROBE_ARGV,
+        loader=_LOADS_OK,
+        expected=(ExpectedFinding(check=CheckId.RUNTIME_LIB, path=CUDA_SOFTLINK),),
     ),
 )
 
