@@ -20,9 +20,21 @@ RESULTS="${RESULTS:-/tmp/xsched-ops-gpu-results}"
 mkdir -p "$RESULTS"
 xo() { python3 -m xsched_ops "$@"; }
 
+# With an XSched CUDA build (XSCHED_PREFIX=/path/to/install), the xsched mode runs too, through
+# the libpath route (lib folder first, XSCHED_CUDA_LIB at the real driver); without one, only the
+# modes that need no XSched.
+xsched_args=()
+xsched_combos=""
+if [ -n "${XSCHED_PREFIX:-}" ]; then
+  xsched_args=(--xsched-prefix "$XSCHED_PREFIX" --platform cuda --route libpath)
+  xsched_combos="xsched:processes"
+else
+  echo "run_h100: no XSched install given (XSCHED_PREFIX unset): running the native modes only" >&2
+fi
+
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/gpu.csv"
 python3 -c "import torch, torchvision; print(torch.__version__, torch.version.cuda, torchvision.__version__)" > "$OUT/versions.txt"
-xo doctor --local --platform cuda --json > "$OUT/doctor_local.json" 2> "$OUT/doctor_local.log"
+xo doctor --local --platform cuda "${xsched_args[@]}" --json > "$OUT/doctor_local.json" 2> "$OUT/doctor_local.log"
 bare_loop() { python3 bench/gpu/bare_loop.py --iterations "${BARE_ITERATIONS:-800}" >> "$OUT/bare_loop.jsonl"; }
 bare_loop
 
@@ -31,12 +43,12 @@ for profile in $PROFILES; do
   repeats=1
   [ "$profile" = intensive ] && repeats="$REPEATS"
   for repeat in $(seq 1 "$repeats"); do
-    for combo in standalone:processes baseline:processes baseline:streams baseline:shared-stream priority-streams:-; do
+    for combo in standalone:processes baseline:processes baseline:streams baseline:shared-stream priority-streams:- $xsched_combos; do
       mode="${combo%%:*}"; placement="${combo##*:}"
       placement_args=()
       [ "$placement" != "-" ] && placement_args=(--placement "$placement")
       echo "== $profile repeat $repeat: $mode ($placement)" >&2
-      xo run "$profile" --local --backend torch --mode "$mode" "${placement_args[@]}" \
+      xo run "$profile" --local --backend torch --mode "$mode" "${placement_args[@]}" "${xsched_args[@]}" \
         --duration "$DURATION" --results-dir "$RESULTS" --no-report --json \
         >> "$OUT/runs.jsonl" 2>> "$OUT/runs.log" || status=1
       # The harness check: the bare loop again right after each standalone run, side by side.
