@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import sys
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -20,11 +18,6 @@ class GlobalState:
 
 
 STATE = GlobalState()
-
-
-@functools.cache
-def _console(stream_name: str) -> Console:
-    return Console(file=getattr(sys, stream_name), soft_wrap=True)
 
 
 def stderr_console() -> Console:

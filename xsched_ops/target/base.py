@@ -34,12 +34,11 @@ class ExecResult:
     stdout: str
     stderr: str
     timed_out: bool = False
-    interrupted: bool = False
     duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.interrupted
+        return self.exit_code == 0 and not self.timed_out
 
 
 @dataclass(frozen=True)
