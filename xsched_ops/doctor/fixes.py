@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 import time
 from dataclasses import dataclass, field
 
-from xsched_ops import platforms, stored_env
+from xsched_ops import stored_env
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding
+from xsched_ops.ipc_state import clean_ipc
 
 # Failures that a corrected environment (stored for xsched-ops runs) repairs.
 ENVIRONMENT_FIXABLE = {"shim-loads", "duplicates", "preload", "runtime-lib", "settings", "ground-truth"}
@@ -71,13 +71,9 @@ def apply(context: DoctorContext, actions: list[Action], allow_lib_changes: bool
             action.applied = True
             action.result = f"stored at {path}"
         elif action.kind == "remove-ipc":
-            layout = platforms.common()
-            files = [path for path in _ipc_files(context)]
-            if files:
-                target.exec(["rm", "-f", *files], timeout=60)
-            target.exec(["ipcrm", "--shmem-key", layout.ipc_sysv_key], timeout=60)
+            removed = clean_ipc(target)
             action.applied = True
-            action.result = f"removed {len(files)} file(s) and SysV key {layout.ipc_sysv_key}"
+            action.result = "; ".join(removed) or "nothing left to remove"
         elif action.kind == "move-aside":
             source, destination = shlex.split(action.commands[0])[1:3]
             result = target.exec(["mv", source, destination], timeout=60)
@@ -85,7 +81,3 @@ def apply(context: DoctorContext, actions: list[Action], allow_lib_changes: bool
             action.result = (f"moved; restore with `{action.restore_command}`" if action.applied
                              else f"failed: {result.stderr.strip()}")
 
-
-def _ipc_files(context: DoctorContext) -> list[str]:
-    files = context.probe.get("ipc_shm_files")
-    return [f for f in files if posixpath.basename(f).startswith("__IPC_SHM__")] if isinstance(files, list) else []

@@ -32,9 +32,10 @@ from xsched_ops.experiment.environments import (
     xsched_role_environment,
 )
 from xsched_ops.experiment.modes import DEFAULT_MODES, ModePlan, mode_plan, trial_order
-from xsched_ops.experiment.processes import clean_ipc, end_marked
+from xsched_ops.experiment.processes import end_marked
 from xsched_ops.experiment.progress import RunProgress, TrialFeed
 from xsched_ops.experiment.xserver import XServer
+from xsched_ops.ipc_state import clean_ipc
 from xsched_ops.profiles import Profile
 from xsched_ops.results import (
     DEFAULT_RESULTS_DIR,
