@@ -16,13 +16,13 @@ XSched's libraries are dropped, and the HAL is pointed at the *real* runtime.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from xsched_ops import platforms
 from xsched_ops.elf.ldcache import read_ld_so_cache
+from xsched_ops.ld_env import split_path_list, split_preload
 from xsched_ops.target.fs import TargetFS
 from xsched_ops.xsched_install import XSchedInstall
 from xsched_ops.xsched_settings import POLICIES, RoleScheduling
@@ -49,16 +49,6 @@ class BuiltEnvironment:
     def xsched_only(self) -> dict[str, str]:
         """The variables that differ from the base environment (what a role adds)."""
         return {change.name: self.env[change.name] for change in self.changes if change.name in self.env}
-
-
-def split_path_list(value: str) -> list[str]:
-    """LD_LIBRARY_PATH entries as glibc splits them (``:`` or ``;``)."""
-    return re.split(r"[:;]", value) if value else []
-
-
-def split_preload(value: str) -> list[str]:
-    """LD_PRELOAD entries as glibc splits them (spaces or colons)."""
-    return [entry for entry in re.split(r"[:\s]+", value) if entry]
 
 
 def xsched_library_names(install: XSchedInstall) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from xsched_ops import platforms
 from xsched_ops.errors import XSchedNotFoundError
+from xsched_ops.ld_env import split_path_list, split_preload
 from xsched_ops.platforms import Platform
 from xsched_ops.target.fs import TargetFS
 
@@ -97,10 +98,10 @@ def _looks_like_install(fs: TargetFS, prefix: str) -> bool:
 def _prefixes_from_environment(environment: Mapping[str, str]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     shim_names = {p.shim for p in platforms.all_platforms()}
-    for entry in re.split(r"[:\s]+", environment.get("LD_PRELOAD", "")):
+    for entry in split_preload(environment.get("LD_PRELOAD", "")):
         if posixpath.basename(entry) in shim_names and entry.startswith("/"):
             found.append((posixpath.dirname(posixpath.dirname(entry)), "LD_PRELOAD"))
-    for entry in re.split(r"[:;]", environment.get("LD_LIBRARY_PATH", "")):
+    for entry in split_path_list(environment.get("LD_LIBRARY_PATH", "")):
         if entry.startswith("/") and posixpath.basename(entry.rstrip("/")) == "lib":
             found.append((posixpath.dirname(entry.rstrip("/")), "LD_LIBRARY_PATH"))
     return found

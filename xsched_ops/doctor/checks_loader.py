@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from functools import cache
 from typing import Any
 
 from xsched_ops import platforms
@@ -15,7 +14,7 @@ from xsched_ops.doctor.ground_truth import libraries_for_route, real_load
 from xsched_ops.doctor.registry import check
 from xsched_ops.elf.ldcache import read_ld_so_conf
 from xsched_ops.elf.reader import read_elf
-from xsched_ops.envbuilder import split_path_list, split_preload
+from xsched_ops.ld_env import split_path_list, split_preload
 from xsched_ops.loader import LoadReport, analyze, find_definers
 
 
@@ -85,18 +84,16 @@ def provider_folders(context: DoctorContext, env: dict[str, str]) -> list[str]:
     return unique
 
 
-@cache
-def _model_cached(context_id: int, python: str, env_items: tuple[tuple[str, str], ...], fs: Any) -> LoadReport:
-    return analyze(fs, python, dict(env_items), "/")
-
-
 def model(context: DoctorContext, env: dict[str, str]) -> LoadReport:
     """The loader model of python3 under ``env``; for the libpath route the probe's dlopen of the
     runtime's soname is modelled as a preload of that name (searched like a DT_NEEDED of python3)."""
     libraries = probe_libraries(context) if context.install is not None else []
     if libraries:
         env = {**env, "LD_PRELOAD": " ".join([*libraries, *split_preload(env.get("LD_PRELOAD", ""))])}
-    return _model_cached(id(context), python_path(context), tuple(sorted(env.items())), context.fs)
+    key = (python_path(context), tuple(sorted(env.items())))
+    if key not in context.loader_reports:
+        context.loader_reports[key] = analyze(context.fs, key[0], env, "/")
+    return context.loader_reports[key]
 
 
 def _fix_commands(context: DoctorContext) -> list[str]:

@@ -9,7 +9,8 @@ from xsched_ops import platforms
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
 from xsched_ops.doctor.registry import check
-from xsched_ops.envbuilder import is_shim_or_softlink, split_preload
+from xsched_ops.envbuilder import is_shim_or_softlink
+from xsched_ops.ld_env import split_preload
 from xsched_ops.xsched_settings import SETTINGS, is_runtime_lib_variable
 
 

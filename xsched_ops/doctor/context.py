@@ -31,6 +31,8 @@ class DoctorContext:
     route: str | None = None
     probe_torch: bool = True
     notes: list[str] = field(default_factory=list)
+    # Loader-model reports already computed for this context, by (executable, environment).
+    loader_reports: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = field(default_factory=dict)
 
     @cached_property
     def fs(self) -> TargetFS:

@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from xsched_ops import stored_env
-from xsched_ops.envbuilder import build_environment, split_path_list, split_preload
+from xsched_ops.envbuilder import build_environment
+from xsched_ops.ld_env import split_path_list, split_preload
 from xsched_ops.profiles import Profile
 from xsched_ops.target.base import EXEC_MARKER_VARIABLE, Target
 from xsched_ops.target.fs import TargetFS
