@@ -24,4 +24,5 @@ protected:
 }  // namespace xsched
 
 extern "C" const char *xsched_hal_cuda_version();
-extern "C" int xsched_hal_cuda_init();
+// Finds the real driver (XSCHED_CUDA_LIB, else the usual folders) and forwards cuInit to it.
+extern "C" int xsched_hal_cuda_init(unsigned int flags);

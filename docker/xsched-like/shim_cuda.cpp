@@ -43,7 +43,8 @@ constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
 
 extern "C" {
 
-CUresult cuInit(unsigned int) { return xsched_hal_cuda_init() == 0 ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE; }
+// Forwarded to the real driver through the HAL, as XSched does.
+CUresult cuInit(unsigned int flags) { return xsched_hal_cuda_init(flags); }
 
 CUresult cuDriverGetVersion(int *version) {
     if (version == nullptr) return CUDA_ERROR_INVALID_VALUE;
