@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Debian multiarch default library folders, in the order glibc searches them (ld.so.conf aside).
 SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib")
@@ -48,6 +48,17 @@ class Platform(BaseModel):
     default_route: Literal["preload", "libpath"]
     torch_version_attr: str
     hal_marker_symbol: str
+    # The name an application loads the runtime by (one of the softlinks, so that route libpath
+    # gives it the shim) and the runtime's first entry point, which takes one flags argument.
+    application_soname: str
+    init_symbol: str
+
+    @model_validator(mode="after")
+    def _application_soname_is_a_softlink(self) -> Platform:
+        if self.application_soname not in self.softlinks:
+            raise ValueError(f"application_soname {self.application_soname!r} must be one of the softlinks "
+                             f"{self.softlinks}: route libpath reaches the shim only through them")
+        return self
 
 
 class PlatformTable(BaseModel):

@@ -106,6 +106,10 @@ def environment_rows(data: ReportData) -> list[list[str]]:
         for role, evidence in sorted(trial.roles.items()):
             shim = ("mapped: " + ", ".join(evidence.shim_paths)) if evidence.shim_mapped else (
                 "not mapped" if evidence.shim_mapped is False else "unknown")
+            if evidence.runtime is not None:
+                runtime = evidence.runtime
+                shim += (f"; {runtime.library} -> {runtime.init_defined_in_real or '?'}, {runtime.init_symbol} "
+                         f"returned {runtime.init_result}; mapped: {', '.join(runtime.mapped_files) or '-'}")
             sim = "" if evidence.sim_xsched_active is None else (
                 f"{'active' if evidence.sim_xsched_active else 'inactive'}"
                 + (f" ({evidence.sim_reason})" if evidence.sim_reason else ""))

@@ -38,6 +38,7 @@ from xsched_ops.results.models import (
     HighRoleStats,
     ModeSummary,
     RoleEvidence,
+    RuntimeLoad,
     Trend,
     TrialAnalysis,
     TrialMeta,
@@ -205,6 +206,12 @@ def role_evidence(role: str, events: EventFile, device: EventFile, configured_en
         evidence.xsched_env = {str(k): str(v) for k, v in (xsched.get("env") or {}).items()}
         evidence.ld_preload = xsched.get("ld_preload")
         evidence.ld_library_path = xsched.get("ld_library_path")
+        runtime = xsched.get("runtime")
+        if isinstance(runtime, dict):
+            try:
+                evidence.runtime = RuntimeLoad.model_validate(runtime)
+            except ValidationError:
+                evidence.runtime = None  # an unreadable record is no evidence
         if isinstance(sim.get("xsched_active"), bool):
             evidence.sim_xsched_active = sim["xsched_active"]
             evidence.sim_reason = sim.get("reason")

@@ -171,6 +171,18 @@ class ClosedLoopStats(_Model):
     mean_iteration_ms: float | None
 
 
+class RuntimeLoad(_Model):
+    """The role loaded the GPU runtime by name and called its entry point (spec ``runtime``)."""
+
+    library: str
+    init_symbol: str
+    init_result: int | None = None
+    init_defined_in: str | None = Field(default=None, description="The file defining the entry point (dladdr).")
+    init_defined_in_real: str | None = None
+    mapped_files: list[str] = Field(default_factory=list,
+                                    description="Files named like the library mapped after the entry point ran.")
+
+
 class RoleEvidence(_Model):
     """What a role's process said about XSched in its ``start`` event, and how it ended."""
 
@@ -188,6 +200,7 @@ class RoleEvidence(_Model):
     xsched_env: dict[str, str] = Field(default_factory=dict)
     ld_preload: str | None = None
     ld_library_path: str | None = None
+    runtime: RuntimeLoad | None = None
     sim_xsched_active: bool | None = None
     sim_reason: str | None = None
     configured_env: dict[str, str] = Field(default_factory=dict, description="What the orchestrator set (trial.json).")

@@ -23,12 +23,14 @@ def build_spec(
     model_paths: dict[str, str] | None = None,
     stdout_events: Literal["progress", "all"] = "progress",
     sim_socket: str | None = None,
+    runtime: dict[str, str] | None = None,
 ) -> dict:
     """The JSON-ready spec of one run.
 
     ``roles``: ``("high",)`` for standalone. ``role_env``: variables per role (the XSched
     environment computed for the target). ``model_paths``: where a ``file:`` model's file lies in
     the target, by role (the host copies it there), replacing the host path in the model string.
+    ``runtime``: ``{"library", "init_symbol"}`` every role loads first (XSched's libpath route).
     """
     role_env = role_env or {}
     model_paths = model_paths or {}
@@ -43,6 +45,8 @@ def build_spec(
             model = f"file:{model_paths[name]}:{factory}"
         spec_roles.append({"name": name, "kind": ROLE_KINDS[name], "model": model, "batch": role.batch,
                            "image_size": role.image_size, "env": dict(role_env.get(name, {}))})
+        if runtime is not None:
+            spec_roles[-1]["runtime"] = dict(runtime)
     spec: dict = {
         "format": 1,
         "run_id": run_id,

@@ -13,6 +13,7 @@ from xsched_ops_workload.barrier import FileBarrier, RunClock
 from xsched_ops_workload.errors import WorkloadError
 from xsched_ops_workload.events import EventLog
 from xsched_ops_workload.models import SharedResources, build_model
+from xsched_ops_workload.runtime import load_runtime
 from xsched_ops_workload.spec import RoleSpec, RunSpec
 
 # A closed-loop role stops at `stop`; this much past duration + drain it stops on its own.
@@ -69,7 +70,7 @@ class RoleRunner:
                 pass
             self.write_end("error", message)
 
-    def _start_event(self, model) -> dict:
+    def _start_event(self, model, runtime: dict | None = None) -> dict:
         spec, role = self.spec, self.role
         event = {
             "event": "start", "format": FORMAT_VERSION, "role": role.name, "pid": os.getpid(),
@@ -79,6 +80,8 @@ class RoleRunner:
             "hostname": socket.gethostname(), "duration_s": spec.duration_s,
             "xsched": evidence.collect_self(),
         }
+        if runtime is not None:
+            event["xsched"]["runtime"] = runtime
         info = model.start_info()
         if spec.backend == "torch":
             event["device"] = info.pop("device_label")
@@ -87,9 +90,11 @@ class RoleRunner:
 
     def _run(self) -> None:
         spec, role = self.spec, self.role
+        # The runtime first, as an application loads it: under route libpath this maps the shim.
+        runtime = load_runtime(role.runtime.library, role.runtime.init_symbol) if role.runtime else None
         model = build_model(spec, role, self.shared)
         trace = None
-        start = self._start_event(model)
+        start = self._start_event(model, runtime)
         if role.kind == "open-loop":
             assert spec.arrival is not None
             trace = arrival_trace(spec.arrival.process, spec.arrival.rate, spec.arrival.jitter,

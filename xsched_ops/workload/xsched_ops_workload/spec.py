@@ -43,6 +43,14 @@ class SimSpec:
 
 
 @dataclass(frozen=True)
+class RuntimeSpec:
+    """The GPU runtime a role process loads by name before anything else (see runtime.py)."""
+
+    library: str
+    init_symbol: str
+
+
+@dataclass(frozen=True)
 class RoleSpec:
     name: str
     kind: str
@@ -50,6 +58,7 @@ class RoleSpec:
     batch: int
     env: dict[str, str] = field(default_factory=dict)
     image_size: int = 224
+    runtime: RuntimeSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,14 @@ def parse_spec(raw: dict, path: str = "<spec>") -> RunSpec:
         name = _require(role_raw, "name", role_where, str)
         if not name or not all(c.isalnum() or c in "-_" for c in name):
             raise SpecError(f"{role_where}: role name {name!r} must be letters, digits, '-' or '_'")
+        runtime = None
+        if role_raw.get("runtime") is not None:
+            runtime_raw = _require(role_raw, "runtime", role_where, dict)
+            runtime_where = f"{role_where}: runtime"
+            runtime = RuntimeSpec(library=_require(runtime_raw, "library", runtime_where, str),
+                                  init_symbol=_require(runtime_raw, "init_symbol", runtime_where, str))
+            if not runtime.library or not runtime.init_symbol.isidentifier():
+                raise SpecError(f"{runtime_where}: library must be a name or path and init_symbol a C identifier")
         batch = _require(role_raw, "batch", role_where, int)
         if batch < 1:
             raise SpecError(f"{role_where}: batch must be at least 1")
@@ -145,6 +162,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> RunSpec:
             batch=batch,
             env=dict(env),
             image_size=int(role_raw.get("image_size", 224)),
+            runtime=runtime,
         ))
     if not roles:
         raise SpecError(f"{where}: roles is empty")
