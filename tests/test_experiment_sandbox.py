@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from xsched_ops import platforms
 from xsched_ops.cli import invoke
 from xsched_ops.errors import InvalidRunError, RunFailedError
 from xsched_ops.results import load_run
-from xsched_ops.sandbox import create_sandbox, remove_sandbox
+from xsched_ops.sandbox import create_sandbox, remove_sandbox, scenarios
 
 pytestmark = pytest.mark.docker
 
@@ -166,3 +167,73 @@ def test_role_killed_mid_run_ends_everything_and_keeps_the_samples(sandbox, tmp_
     assert trial.meta is not None and trial.meta.status == "partial"
     assert trial.high is not None and trial.high.completed_in_window > 20
     assert "role-died" in {finding.code for finding in trial.errors()}
+
+
+# -- CUDA (issue 8): the libpath route, where the shim enters only when the runtime is loaded --------
+
+def test_cuda_ok_sim_run_maps_the_shim_through_the_runtime_name_in_both_roles(sandbox, capsys,
+                                                                              tmp_path: Path) -> None:
+    cuda = platforms.get("cuda")
+    name = sandbox("cuda-ok")
+    code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "10", *FAST,
+                                       "--results-dir", str(tmp_path), "--no-report", "--json"])
+    assert code == 0, document["error"]
+    assert document["valid"] and document["simulated"]
+    by_mode = {trial["mode"]: trial for trial in document["trials"]}
+    assert by_mode["xsched"]["shim_mapped"] == {"high": True, "low": True}
+    assert by_mode["baseline"]["shim_mapped"] == {"high": False, "low": False}
+    assert by_mode["xsched"]["p99_ms"] < 50 < by_mode["baseline"]["p99_ms"]
+
+    result = load_run(document["run_dir"])
+    xsched_trial = result.trials_of("xsched")[0]
+    trial_dir = Path(document["run_dir"]) / "trials" / xsched_trial.trial_id
+    for role, evidence in xsched_trial.roles.items():
+        assert evidence.sim_xsched_active, (role, evidence.sim_reason)
+        # The role loaded libcuda.so.1 by name; the install's softlink gave it the shim ...
+        runtime = evidence.runtime
+        assert runtime is not None and runtime.library == cuda.application_soname
+        assert Path(runtime.init_defined_in_real).name == cuda.shim
+        # ... whose cuInit found the real driver (the stand-in) in the system folder and called it.
+        assert runtime.mapped_files == [f"/usr/lib/x86_64-linux-gnu/{cuda.application_soname}"], runtime
+        assert runtime.init_result == 100  # the stand-in's CUDA_ERROR_NO_DEVICE: the sandbox has no GPU
+        environment = json.loads((trial_dir / f"environment-{role}.json").read_text())
+        assert environment["env"]["LD_LIBRARY_PATH"].split(":")[0].endswith("/lib")
+        assert cuda.shim not in environment["env"].get("LD_PRELOAD", "")
+    spec = json.loads((trial_dir / "spec.json").read_text())
+    assert all(role["runtime"] == {"library": cuda.application_soname, "init_symbol": cuda.init_symbol}
+               for role in spec["roles"])
+    baseline_spec = json.loads((Path(document["run_dir"]) / "trials" / result.trials_of("baseline")[0].trial_id
+                                / "spec.json").read_text())
+    assert all("runtime" not in role for role in baseline_spec["roles"])
+    assert leftover_processes(name) == []
+
+
+def test_cuda_recursion_run_is_refused_with_the_cause_then_fix_and_rerun_gives_a_tier(sandbox, capsys,
+                                                                                      tmp_path: Path) -> None:
+    cuda = platforms.get("cuda")
+    name = sandbox("cuda-recursion")
+    code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "10", *FAST,
+                                       "--results-dir", str(tmp_path), "--no-report", "--json"])
+    assert code == InvalidRunError.exit_code, document["error"]
+    message = document["error"]["message"]
+    # The roles died in cuInit, whose real driver was the shim itself; the doctor's finding is named.
+    assert "SIGABRT" in message and "is the XSched shim itself" in message, message
+    assert f"runtime-lib: {cuda.runtime_lib_env}=" in message, message
+    assert "gpu:" not in message  # the simulated backend needs no GPU: not a cause
+    result = load_run(document["run_dir"])
+    assert result.mode_valid("baseline")
+    assert not result.trials_of("xsched")[0].valid
+    first_run = document["run_id"]
+
+    code, document = run_json(capsys, ["fix-and-rerun", "intensive", "--container", name, "--duration", "10",
+                                       *FAST, "--results-dir", str(tmp_path), "--no-report", "--json"])
+    assert code == 0, document["error"]
+    assert document["valid"] and document["baseline_run"] == first_run
+    assert document["trials"][0]["shim_mapped"] == {"high": True, "low": True}
+    assert document["comparison"]["tier"] in ("excellent", "good", "acceptable")
+    rerun = load_run(document["run_dir"])
+    for evidence in rerun.trials_of("xsched")[0].roles.values():
+        assert evidence.xsched_env[cuda.runtime_lib_env].endswith(f"/{cuda.application_soname}")
+        assert evidence.xsched_env[cuda.runtime_lib_env] != scenarios.CUDA_SOFTLINK  # the real driver now
+        assert evidence.runtime is not None and evidence.runtime.mapped_files, evidence.runtime
+    assert leftover_processes(name) == []

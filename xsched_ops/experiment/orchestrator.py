@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import signal
 import tempfile
 import time
 import uuid
@@ -54,6 +55,8 @@ from xsched_ops.target.base import Target
 from xsched_ops.workload import SOURCE_DIR, TARGET_ROOT, WORKLOAD_PACKAGE, target_folder, workload_version
 from xsched_ops.workload.spec import build_spec
 from xsched_ops.xsched_install import XSchedInstall, discover
+
+GPU_CHECK_ID = "gpu"  # the doctor's check of the GPU device nodes
 
 # Time a trial may take beyond warm-up + window + drain before it is ended as timed out.
 STARTUP_MARGIN_S = {"sim": 60.0, "torch": 300.0}
@@ -114,6 +117,7 @@ class Experiment:
         self.base: BaseEnvironment | None = None
         self.install: XSchedInstall | None = None
         self.model_paths: dict[str, str] = {}
+        self.doctor_record: dict | None = None
 
     def _unique_run_id(self, results_dir: Path) -> str:
         run_id = new_run_id(self.profile.name)
@@ -162,6 +166,7 @@ class Experiment:
 
     def _write_run_meta(self) -> None:
         doctor, probe_facts = self._doctor()
+        self.doctor_record = doctor
         target_facts = {**asdict(self.target.facts()), **probe_facts}
         install = self.install
         meta = RunMeta(
@@ -227,6 +232,16 @@ class Experiment:
                              "from the launcher")
         return _TrialEnvironments(launcher, roles, spec_env, notes)
 
+    def _route(self) -> str | None:
+        return self.options.route or (self.install.platform.default_route if self.install else None)
+
+    def _role_runtime(self, plan: ModePlan) -> dict[str, str] | None:
+        """What each role loads first: under route libpath the shim enters only through the runtime's name."""
+        if not plan.uses_xsched or self.install is None or self._route() != "libpath":
+            return None
+        platform = self.install.platform
+        return {"library": platform.application_soname, "init_symbol": platform.init_symbol}
+
     def _timeout(self) -> float:
         if self.options.trial_timeout_s:
             return self.options.trial_timeout_s
@@ -242,7 +257,7 @@ class Experiment:
         spec = build_spec(self.profile, backend=self.options.backend, output_dir=remote_dir,  # type: ignore[arg-type]
                           run_id=f"{self.run_id}-{index:02d}-{mode}", roles=plan.roles, placement=plan.placement,
                           role_env=environments.spec_env, device=self.options.device,
-                          model_paths=self.model_paths)
+                          model_paths=self.model_paths, runtime=self._role_runtime(plan))
         spec_path = trial_dir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         self._write_environments(trial_dir, environments)
@@ -309,7 +324,8 @@ class Experiment:
         write_trial_meta(trial_dir, meta)
         feed.finish(meta.status)
         if meta.status != "complete":
-            raise self._trial_error(label, meta, counts, stderr_tail + "\n".join(feed.figures.other_lines))
+            raise self._trial_error(label, meta, counts, stderr_tail + "\n".join(feed.figures.other_lines),
+                                    trial_dir)
         return meta
 
     def _write_environments(self, trial_dir: Path, environments: _TrialEnvironments) -> None:
@@ -349,18 +365,41 @@ class Experiment:
             reason += " (" + "; ".join(failed_roles) + ")"
         return reason
 
-    def _trial_error(self, label: str, meta: TrialMeta, counts: dict[str, int], output: str) -> XSchedOpsError:
+    def _trial_error(self, label: str, meta: TrialMeta, counts: dict[str, int], output: str,
+                     trial_dir: Path | None = None) -> XSchedOpsError:
         loader_lines = [line.strip() for line in output.splitlines()
                         if any(marker in line for marker in LOADER_ERROR_MARKERS)]
+        hint = ("the roles would have run without XSched; run `xsched-ops doctor` on the target, or "
+                "`xsched-ops fix-and-rerun PROFILE` to store a repaired environment and run again")
         if counts["start"] == 0 and loader_lines and meta.expected_xsched:
             return InvalidRunError(
                 f"trial {label}: no role started; the loader failed on the XSched environment: {loader_lines[0]}",
-                "the roles would have run without XSched; run `xsched-ops doctor` on the target, or "
-                "`xsched-ops fix-and-rerun PROFILE` to store a repaired environment and run again",
+                hint,
+            )
+        killed = _roles_killed_by_signal(trial_dir) if trial_dir is not None else {}
+        if counts["start"] == 0 and killed and meta.expected_xsched:
+            # Died of a signal before their start event, i.e. while loading or starting the runtime
+            # under XSched: the XSched environment is at fault, and the doctor says how.
+            said = [line.split(":", 1)[1].strip() for line in output.splitlines()
+                    if line.startswith("stderr:") and line.split(":", 1)[1].strip()]
+            roles = ", ".join(f"{role} ({signal_name})" for role, signal_name in killed.items())
+            because = f": {said[-1]}" if said else ""
+            return InvalidRunError(
+                f"trial {label}: no role started; {roles} died while starting under the XSched "
+                f"environment{because}",
+                hint + self._doctor_findings_hint(),
             )
         saved = "samples recorded so far are in the results, marked partial" if meta.status == "partial" \
             else "nothing was measured"
         return RunFailedError(f"trial {label} did not complete: {meta.reason}", f"{saved}: {self.run_dir}")
+
+    def _doctor_findings_hint(self) -> str:
+        record = self.doctor_record or {}
+        # The simulated backend needs no GPU, so a missing one is not why its roles died.
+        ignored = {GPU_CHECK_ID} if self.options.backend == "sim" else set()
+        failing = [f"{finding['id']}: {finding['title']}" for finding in record.get("findings", [])
+                   if finding.get("severity") in ("fail", "crash") and finding.get("id") not in ignored]
+        return f" (the doctor found: {'; '.join(failing)})" if failing else ""
 
     # -- the whole run ------------------------------------------------------------------------
     def run(self) -> RunOutcome:
@@ -391,6 +430,29 @@ class Experiment:
                     pass
         result = finalize_run(self.run_dir)
         return RunOutcome(self.run_id, self.run_dir, result, failure, self.base.source)
+
+
+def _roles_killed_by_signal(trial_dir: Path) -> dict[str, str]:
+    """Roles whose process the launcher saw end by a signal (launcher.jsonl), with the signal's name."""
+    path = trial_dir / "launcher.jsonl"
+    killed: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return killed
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        code = event.get("returncode")
+        if event.get("what") == "role_exited" and isinstance(code, int) and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            killed[str(event.get("role"))] = name
+    return killed
 
 
 def run_experiment(target: Target, options: ExperimentOptions, console: Console) -> RunOutcome:
