@@ -101,4 +101,5 @@ def main(calls: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["h100-call3", "h100-call4", "h100-call5", "h100-call6", "h100-call7"])
+    main(sys.argv[1:] or ["h100-call3", "h100-call4", "h100-call5", "h100-call6", "h100-call7", "h100-call8",
+                          "h100-call9"])
