@@ -36,11 +36,42 @@ def _groups_for_plots(data: ReportData) -> list[tuple[ModeGroup, list]]:
     return [(group, group.valid_series or group.series) for group in data.groups]
 
 
+NO_SAMPLES = "no samples"
+
+
+def _say_no_samples(axes, detail: str) -> None:
+    """Write "no samples" in the middle of empty axes (instead of leaving a blank frame)."""
+    axes.text(0.5, 0.5, f"{NO_SAMPLES}\n({detail})", transform=axes.transAxes, ha="center", va="center",
+              fontsize=11, color="#555555")
+
+
+def _legend(axes, **options) -> None:
+    """A legend only where something carries a label: matplotlib warns about an empty one."""
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(**options)
+
+
+def _cdf_latencies(series_list: list) -> list[float]:
+    return sorted(value for series in series_list for _, value in series.points if value > 0)
+
+
+def _picked_values(series_list: list, pick) -> list[float]:
+    return [value for value in (pick(series.trial) for series in series_list) if value is not None]
+
+
+def _pick_p99(trial) -> float | None:
+    return trial.high.latency_ms.p99 if trial.high else None
+
+
+def _pick_low_rate(trial) -> float | None:
+    return trial.low.iter_per_s if trial.low else None
+
+
 def latency_cdf(data: ReportData) -> bytes:
     figure, axes = plt.subplots(figsize=(8, 4.5))
     plotted = False
     for index, (group, series_list) in enumerate(_groups_for_plots(data)):
-        latencies = sorted(value for series in series_list for _, value in series.points if value > 0)
+        latencies = _cdf_latencies(series_list)
         if not latencies:
             continue
         count = len(latencies)
@@ -54,12 +85,14 @@ def latency_cdf(data: ReportData) -> bytes:
         axes.axvline(data.sla_ms, color="black", linestyle=":", linewidth=1.2, label=f"SLA {data.sla_ms:g} ms")
     if plotted:
         axes.set_xscale("log")
+    else:
+        _say_no_samples(axes, "no trial recorded a high-priority latency")
     axes.set_xlabel("high-priority latency (ms, log scale)")
     axes.set_ylabel("fraction of requests")
     axes.set_ylim(0, 1.01)
     axes.set_title("High-priority latency CDF (all repeats pooled)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
+    _legend(axes, loc="lower right", fontsize=8)
     return _png(figure)
 
 
@@ -78,11 +111,16 @@ def latency_over_time(data: ReportData) -> bytes:
             axes.axhline(data.sla_ms, color="black", linestyle=":", linewidth=1)
         if any(series.points for series in series_list):
             axes.set_yscale("log")
+        else:
+            _say_no_samples(axes, "no high-priority latency in this mode")
+            axes.set_yticks([])  # the default -0.05..0.05 ms would read as data
         axes.set_ylabel("ms")
         axes.set_title(group.label + ("" if group.valid_series else " (invalid)"), fontsize=9, loc="left")
         axes.grid(True, alpha=0.3)
         if len(series_list) > 1:
-            axes.legend(fontsize=7, loc="upper right", markerscale=2)
+            _legend(axes, fontsize=7, loc="upper right", markerscale=2)
+    if not groups:
+        _say_no_samples(axes_list[0][0], "no trials")
     axes_list[-1][0].set_xlabel("intended arrival time (s since start)")
     figure.suptitle("High-priority latency over time (log scale; dotted: SLA)", fontsize=10)
     return _png(figure)
@@ -92,7 +130,7 @@ def _interval_plot(data: ReportData, pick, pick_interval, ylabel: str, title: st
     figure, axes = plt.subplots(figsize=(8, 3.8))
     labels: list[str] = []
     for index, (group, series_list) in enumerate(_groups_for_plots(data)):
-        values = [value for value in (pick(series.trial) for series in series_list) if value is not None]
+        values = _picked_values(series_list, pick)
         if not values:
             continue
         position = len(labels)
@@ -109,7 +147,9 @@ def _interval_plot(data: ReportData, pick, pick_interval, ylabel: str, title: st
     axes.set_xticks(range(len(labels)), labels, fontsize=8)
     if sla and data.sla_ms:
         axes.axhline(data.sla_ms, color="black", linestyle=":", linewidth=1, label=f"SLA {data.sla_ms:g} ms")
-        axes.legend(fontsize=8)
+        _legend(axes, fontsize=8)
+    if not labels:
+        _say_no_samples(axes, "no trial has this value")
     axes.set_ylabel(ylabel)
     axes.set_title(title + " (bars: mean; dots: repeats; whiskers: 95% CI)", fontsize=10)
     axes.grid(True, axis="y", alpha=0.3)
@@ -117,22 +157,31 @@ def _interval_plot(data: ReportData, pick, pick_interval, ylabel: str, title: st
 
 
 def p99_per_mode(data: ReportData) -> bytes:
-    return _interval_plot(data, lambda trial: trial.high.latency_ms.p99 if trial.high else None,
+    return _interval_plot(data, _pick_p99,
                           lambda summary: summary.p99_ms,
                           "P99 latency (ms)", "P99 of the high-priority role per mode", sla=True)
 
 
 def low_throughput(data: ReportData) -> bytes:
-    return _interval_plot(data, lambda trial: trial.low.iter_per_s if trial.low else None,
+    return _interval_plot(data, _pick_low_rate,
                           lambda summary: summary.low_iter_per_s,
                           "iterations / s", "Low-priority throughput per mode", sla=False)
 
 
 def all_plots(data: ReportData) -> dict[str, tuple[str, bytes]]:
-    """Plot name -> (caption, PNG bytes), in report order."""
+    """Plot name -> (caption, PNG bytes), in report order; an empty plot says "no samples" in its caption."""
+    groups = _groups_for_plots(data)
+
+    def caption(text: str, has_data: bool) -> str:
+        return text if has_data else f"{text}: {NO_SAMPLES} (no trial recorded any)"
+
+    latencies = any(_cdf_latencies(series_list) for _, series_list in groups)
+    points = any(series.points for _, series_list in groups for series in series_list)
+    p99s = any(_picked_values(series_list, _pick_p99) for _, series_list in groups)
+    lows = any(_picked_values(series_list, _pick_low_rate) for _, series_list in groups)
     return {
-        "cdf": ("High-priority latency CDF, every mode, with the SLA", latency_cdf(data)),
-        "timeline": ("High-priority latency over time per mode", latency_over_time(data)),
-        "p99": ("High-priority P99 per mode across repeats", p99_per_mode(data)),
-        "low": ("Low-priority throughput per mode across repeats", low_throughput(data)),
+        "cdf": (caption("High-priority latency CDF, every mode, with the SLA", latencies), latency_cdf(data)),
+        "timeline": (caption("High-priority latency over time per mode", points), latency_over_time(data)),
+        "p99": (caption("High-priority P99 per mode across repeats", p99s), p99_per_mode(data)),
+        "low": (caption("Low-priority throughput per mode across repeats", lows), low_throughput(data)),
     }

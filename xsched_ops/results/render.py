@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -14,6 +17,71 @@ from xsched_ops.results.store import RunListing
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 TIER_STYLE = {"excellent": "bold green", "good": "green", "acceptable": "yellow", "fail": "bold red"}
+
+
+def _least_width(console: Console, cell: object) -> int:
+    """The narrowest a cell can be without breaking a word (its indentation counts, which rich's measure skips)."""
+    text = console.render_str(cell) if isinstance(cell, str) else cell
+    if not isinstance(text, Text):
+        return Measurement.get(console, console.options, text).minimum
+    least = 1
+    for line in text.plain.splitlines():
+        words = line.split()
+        if words:
+            indent = len(line) - len(line.lstrip())
+            least = max(least, indent + cell_len(words[0]), *(cell_len(word) for word in words))
+    return least
+
+
+def _wrapped_width(console: Console, cells: list, width: int) -> int:
+    """The width the cells take once wrapped between words at ``width``."""
+    texts = [cell for cell in cells if isinstance(cell, Text)]
+    widest = max((line.cell_len for text in texts for line in text.wrap(console, width, overflow="fold")), default=0)
+    return max(1, min(width, widest)) if len(texts) == len(cells) else width
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` so that nothing in it is cut off, however narrow the console.
+
+    A table wider than the console is squeezed by rich, which shrinks the widest columns first and ends
+    their cells with "…" (or, with overflow="fold", breaks ids in the middle). Instead: the table as it is
+    when it fits; else columns give up their spare width (min_width), then wrap between words, each keeping
+    at least its longest word; else (a very narrow console) one block per row, a "header: value" line per
+    further cell.
+    """
+    options = console.options
+    natural = Measurement.get(console, options.update_width(10_000), table).maximum
+    if natural <= options.max_width:
+        console.print(table)
+        return
+    columns = [[console.render_str(cell) if isinstance(cell, str) else cell for cell in (column.header, *column.cells)]
+               for column in table.columns]
+    least = [max(_least_width(console, cell) for cell in cells) for cells in columns]
+    content = [max(low, *(Measurement.get(console, options, cell).maximum for cell in cells))
+               for low, cells in zip(least, columns, strict=True)]
+    widths = [max(high, column.min_width or 0) for high, column in zip(content, table.columns, strict=True)]
+    available = options.max_width - (natural - sum(widths))
+    if sum(least) <= available:
+        while sum(widths) > available and widths != content:  # spare width (min_width) first, evenly
+            index = max(range(len(widths)), key=lambda i: widths[i] - content[i])
+            widths[index] -= 1
+        while sum(widths) > available:  # then wrap the column with the most room, at its next word break
+            index = max(range(len(widths)), key=lambda i: widths[i] - least[i])
+            widths[index] = _wrapped_width(console, columns[index], widths[index] - 1)
+        for column, width in zip(table.columns, widths, strict=True):
+            column.width, column.no_wrap, column.overflow = width, False, "fold"
+        if Measurement.get(console, options.update_width(10_000), table).maximum <= options.max_width:
+            console.print(table)
+            return
+    headers = [console.render_str(column.header).plain.replace("\n", " ").strip()
+               if isinstance(column.header, str) else "" for column in table.columns]
+    for row in zip(*(column.cells for column in table.columns), strict=True):
+        first = row[0]
+        console.print(first.strip() if isinstance(first, str) else first)
+        for header, cell in zip(headers[1:], row[1:], strict=True):
+            line = Text(f"  {header}: ")
+            line.append_text(console.render_str(cell) if isinstance(cell, str) else Text(str(cell)))
+            console.print(line)
 
 
 def format_value(interval: Interval, digits: int = 2) -> str:
@@ -82,7 +150,7 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
         for row in comparison.rows:
             if row.section == section:
                 table.add_row(f"  {row.metric} ({row.unit})", *_row_cells(row))
-        console.print(table)
+        print_table(console, table)
     console.print(Text(comparison.verdict, style=TIER_STYLE.get(comparison.tier, "bold")))
     console.print(f"tier: [{TIER_STYLE.get(comparison.tier, 'bold')}]{comparison.tier.upper()}[/]  "
                   f"(latency {comparison.high_latency_tier}, low-priority throughput "
@@ -93,20 +161,30 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
         style = "bold red" if warning.startswith("LOAD NOT SUSTAINED") else "yellow"
         console.print(Text(f"! {warning}", style=style))
     console.print()
-    for line in bar_chart_lines(comparison.bars):
+    for line in bar_chart_lines(comparison.bars, width=_bar_width(console, comparison.bars)):
         console.print(line, highlight=False)
 
 
+def _bar_width(console: Console, bars: list[ModeBar], unit: str = "ms") -> int:
+    """The bars' length: at most 40, less where the figures after them would not fit the console."""
+    if not bars:
+        return 40
+    beside = max(len(line) for line in bar_chart_lines(bars, width=0, unit=unit)[1:]) + 1
+    return max(8, min(40, console.options.max_width - beside))
+
+
 def render_run_list(console: Console, listings: list[RunListing]) -> None:
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("run", "profile", "target", "modes", "status", "valid", "date"):
-        table.add_column(column)
+    # profile and target share a column, status and validity another: the table then fits 80 columns
+    table = Table(show_edge=False, pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+    for column in ("run", "profile / target", "modes", "status", "date"):
+        table.add_column(column, overflow="fold")
     for listing in listings:
         when = datetime.fromtimestamp(listing.created_wall).strftime("%Y-%m-%d %H:%M") if listing.created_wall else ""
-        valid = "yes" if listing.valid else "[red]no[/]"
-        table.add_row(listing.run_id + (" (sim)" if listing.simulated else ""), listing.profile_name or "?",
-                      listing.target_name or "?", ",".join(listing.modes), listing.status, valid, when)
-    console.print(table)
+        valid = "valid" if listing.valid else "[red]not valid[/]"
+        table.add_row(listing.run_id + (" (sim)" if listing.simulated else ""),
+                      f"{listing.profile_name or '?'} / {listing.target_name or '?'}", ", ".join(listing.modes),
+                      f"{listing.status}, {valid}", when)
+    print_table(console, table)
 
 
 def _trial_line(trial: TrialAnalysis) -> list[str]:
@@ -118,7 +196,7 @@ def _trial_line(trial: TrialAnalysis) -> list[str]:
         rate += f"/{high.target_rate:g}"
     low_rate = f"{low.iter_per_s:.2f}" if low else "-"
     samples = str(high.latency_ms.count) if high else "0"
-    shim = ",".join(f"{role}:{'yes' if ev.shim_mapped else 'no'}" for role, ev in sorted(trial.roles.items()))
+    shim = " ".join(f"{role}:{'yes' if ev.shim_mapped else 'no'}" for role, ev in sorted(trial.roles.items()))
     return [trial.trial_id, p50, p99, rate, low_rate, samples, shim,
             "yes" if trial.valid else "[bold red]NO[/]"]
 
@@ -132,12 +210,14 @@ def render_run(console: Console, result: RunResult) -> None:
     console.print(header)
     if result.simulated:
         console.print("[bold black on yellow] SIMULATED [/] backend sim: not a GPU measurement")
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("trial", "P50 ms", "P99 ms", "rate/target", "low iter/s", "samples", "shim", "valid"):
-        table.add_column(column, justify="right" if column not in ("trial", "shim", "valid") else "left")
+    # headers wrap between words and the shim cell ("high:yes low:no") between roles; print_table never cuts
+    table = Table(show_edge=False, pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+    for column in ("trial", "P50 ms", "P99 ms", "rate / target", "low iter/s", "samples", "shim", "valid"):
+        table.add_column(column, justify="right" if column not in ("trial", "shim", "valid") else "left",
+                         overflow="fold")
     for trial in result.trials:
         table.add_row(*_trial_line(trial))
-    console.print(table)
+    print_table(console, table)
     for mode, summary in result.modes.items():
         console.print(f"{mode}: P99 {summary.p99_ms.describe()} ms, P50 {summary.p50_ms.describe()} ms, "
                       f"rate {summary.achieved_rate.describe()} req/s, low {summary.low_iter_per_s.describe()} iter/s"
