@@ -27,4 +27,5 @@ protected:
 }  // namespace xsched
 
 extern "C" const char *xsched_hal_hip_version();
-extern "C" int xsched_hal_hip_init();
+// Finds the real HIP runtime (XSCHED_HIP_LIB, else the usual folders) and forwards hipInit to it.
+extern "C" int xsched_hal_hip_init(unsigned int flags);

@@ -4,4 +4,4 @@
 #include "preempt.h"
 
 extern "C" const char *xsched_hal_hip_version() { return "1.0.0"; }
-extern "C" int xsched_hal_hip_init() { return 0; }
+extern "C" int xsched_hal_hip_init(unsigned int) { return 0; }

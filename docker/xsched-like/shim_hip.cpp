@@ -41,7 +41,8 @@ constexpr hipError_t hipErrorNoDevice = 100;
 
 extern "C" {
 
-hipError_t hipInit(unsigned int) { return xsched_hal_hip_init() == 0 ? hipSuccess : hipErrorNoDevice; }
+// Forwarded to the real runtime through the HAL, as XSched does.
+hipError_t hipInit(unsigned int flags) { return xsched_hal_hip_init(flags); }
 
 hipError_t hipGetDeviceCount(int *count) {
     if (count == nullptr) return hipErrorInvalidValue;
