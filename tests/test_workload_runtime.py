@@ -34,15 +34,19 @@ LOAD_SCRIPT = (
     "from xsched_ops_workload.runtime import load_runtime\n"
     "from xsched_ops_workload.errors import WorkloadError\n"
     "try:\n"
-    "    print(json.dumps(load_runtime(sys.argv[2], sys.argv[3])))\n"
+    "    print(json.dumps(load_runtime(sys.argv[2] or None, sys.argv[3], sys.argv[4])))\n"
     "except WorkloadError as err:\n"
     "    print(json.dumps({'error': str(err)}))\n"
 )
 
 
-def load_in_subprocess(library: str, symbol: str, library_path: Path) -> dict:
+def load_in_subprocess(library: str | None, symbol: str, library_path: Path, *, preload: Path | None = None,
+                       file_prefix: str = "") -> dict:
     env = {**os.environ, "LD_LIBRARY_PATH": str(library_path)}
-    result = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(SOURCE_DIR.parent), library, symbol],
+    if preload is not None:
+        env["LD_PRELOAD"] = str(preload)
+    result = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(SOURCE_DIR.parent), library or "", symbol,
+                             file_prefix],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -71,6 +75,19 @@ def test_a_runtime_that_cannot_be_loaded_or_lacks_the_entry_point_is_a_clear_err
     assert found["mapped_files"] == [str(tmp_path / "lib" / "libfakert.so.1")]
 
 
+@needs_toolchain
+def test_without_a_library_the_entry_point_comes_from_the_process_as_a_preload_left_it(tmp_path: Path) -> None:
+    shim = compile_shared(RUNTIME_SOURCE, tmp_path / "lib" / "libfakeshim.so", soname="libfakeshim.so")
+    # The "shim" is preloaded: the process's global scope gives its entry point.
+    record = load_in_subprocess(None, "fakeInit", tmp_path, preload=shim, file_prefix="libfakeshim")
+    assert record["library"] is None and record["init_result"] == 42
+    assert record["init_defined_in_real"] == str(shim)
+    assert record["mapped_files"] == [str(shim)]
+    # Nothing preloaded: nothing in the process has the entry point, which is recorded, not raised.
+    missing = load_in_subprocess(None, "fakeInit", tmp_path)
+    assert missing["init_result"] is None and "not in the process" in missing["note"]
+
+
 def _spec(runtime) -> dict:
     profile = load_profile("intensive")
     spec = build_spec(profile, backend="sim", output_dir="/tmp/x", run_id="r", runtime=runtime)
@@ -82,13 +99,17 @@ def test_build_spec_gives_every_role_the_runtime_and_the_workload_reads_it() -> 
     parsed = parse_spec(spec)
     assert [(role.runtime.library, role.runtime.init_symbol) for role in parsed.roles] == [
         ("libcuda.so.1", "cuInit"), ("libcuda.so.1", "cuInit")]
+    preload = parse_spec(_spec({"library": None, "init_symbol": "hipInit", "file_prefix": "libamdhip64.so"}))
+    assert {(role.runtime.library, role.runtime.file_prefix) for role in preload.roles} == {
+        (None, "libamdhip64.so")}
     assert all(role.runtime is None for role in parse_spec(_spec(None)).roles)
 
 
 @pytest.mark.parametrize("runtime, words", [
     ({"library": "libcuda.so.1"}, "missing key 'init_symbol'"),
-    ({"library": "", "init_symbol": "cuInit"}, "library must be a name or path"),
-    ({"library": "libcuda.so.1", "init_symbol": "cu Init"}, "init_symbol a C identifier"),
+    ({"library": "", "init_symbol": "cuInit"}, "library must be a name or path, or null"),
+    ({"library": "libcuda.so.1", "init_symbol": "cu Init"}, "init_symbol must be a C identifier"),
+    ({"library": None, "init_symbol": "cuInit", "file_prefix": 3}, "file_prefix must be a string"),
     ("libcuda.so.1", "key 'runtime' must be dict"),
 ])
 def test_a_bad_runtime_in_the_spec_is_refused_with_its_place(runtime, words: str) -> None:

@@ -108,8 +108,9 @@ def environment_rows(data: ReportData) -> list[list[str]]:
                 "not mapped" if evidence.shim_mapped is False else "unknown")
             if evidence.runtime is not None:
                 runtime = evidence.runtime
-                shim += (f"; {runtime.library} -> {runtime.init_defined_in_real or '?'}, {runtime.init_symbol} "
-                         f"returned {runtime.init_result}; mapped: {', '.join(runtime.mapped_files) or '-'}")
+                source = runtime.library or "the process"
+                shim += (f"; {runtime.init_symbol} from {source}: {runtime.init_defined_in_real or '?'} returned "
+                         f"{runtime.init_result}; runtime files mapped: {', '.join(runtime.mapped_files) or '-'}")
             sim = "" if evidence.sim_xsched_active is None else (
                 f"{'active' if evidence.sim_xsched_active else 'inactive'}"
                 + (f" ({evidence.sim_reason})" if evidence.sim_reason else ""))

@@ -174,13 +174,14 @@ class ClosedLoopStats(_Model):
 class RuntimeLoad(_Model):
     """The role loaded the GPU runtime by name and called its entry point (spec ``runtime``)."""
 
-    library: str
+    library: str | None = Field(default=None, description="Loaded by this name; None: from the process as it was.")
     init_symbol: str
     init_result: int | None = None
     init_defined_in: str | None = Field(default=None, description="The file defining the entry point (dladdr).")
     init_defined_in_real: str | None = None
     mapped_files: list[str] = Field(default_factory=list,
-                                    description="Files named like the library mapped after the entry point ran.")
+                                    description="Files named like the runtime mapped after the entry point ran.")
+    note: str | None = None
 
 
 class RoleEvidence(_Model):

@@ -30,7 +30,8 @@ def build_spec(
     ``roles``: ``("high",)`` for standalone. ``role_env``: variables per role (the XSched
     environment computed for the target). ``model_paths``: where a ``file:`` model's file lies in
     the target, by role (the host copies it there), replacing the host path in the model string.
-    ``runtime``: ``{"library", "init_symbol"}`` every role loads first (XSched's libpath route).
+    ``runtime``: ``{"library", "init_symbol", "file_prefix"}``: the runtime entry point every role calls
+    first (FORMAT.md).
     """
     role_env = role_env or {}
     model_paths = model_paths or {}

@@ -91,7 +91,8 @@ class RoleRunner:
     def _run(self) -> None:
         spec, role = self.spec, self.role
         # The runtime first, as an application loads it: under route libpath this maps the shim.
-        runtime = load_runtime(role.runtime.library, role.runtime.init_symbol) if role.runtime else None
+        runtime = (load_runtime(role.runtime.library, role.runtime.init_symbol, role.runtime.file_prefix)
+                   if role.runtime else None)
         model = build_model(spec, role, self.shared)
         trace = None
         start = self._start_event(model, runtime)

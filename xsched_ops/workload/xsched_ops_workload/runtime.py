@@ -1,12 +1,19 @@
-"""Load the GPU runtime the way an application does, and call its first entry point.
+"""Start the GPU runtime the way an application does: its first entry point, called once.
 
-Under XSched's libpath route the shim reaches a process only when the process loads the runtime
-by its usual name (``libcuda.so.1`` for CUDA): the install's softlink, first on
-``LD_LIBRARY_PATH``, resolves that name to the shim. torch does this on its own; the simulated
-backend has no runtime, so the spec's ``runtime`` tells the role process to do it: load the
-library globally, then call the entry point (``cuInit(0)``) so that the shim finds the real driver
-as it would in an application. A load that fails is a role failure with the loader's message.
-A non-zero return of the entry point is recorded, not fatal: the sandbox has no GPU.
+An application reaches XSched's shim in one of two ways, and the spec's ``runtime`` models both
+for the simulated backend, which has no runtime of its own:
+
+- route libpath: the process loads the runtime by its usual name (``libcuda.so.1``); the install's
+  softlink, first on ``LD_LIBRARY_PATH``, resolves that name to the shim. ``library`` is that name:
+  the role loads it (RTLD_GLOBAL) and calls ``init_symbol(0)`` from it.
+- route preload: the shim is already in the process and its entry points interpose on the
+  runtime's. ``library`` is None: the role calls ``init_symbol`` as the process's global scope
+  has it (the preloaded shim's, if the preload worked).
+
+Either way the shim's HAL then looks for the real runtime, as in an application. A library that
+cannot be loaded is a role failure with the loader's message; an entry point missing from the
+global scope is recorded (the run's validity check judges the missing shim). A non-zero return of
+the entry point is recorded, not judged: the sandbox has no GPU.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ class _DlInfo(ctypes.Structure):
 
 
 _lock = threading.Lock()
-_loaded: dict[tuple[str, str], dict] = {}
+_started: dict[tuple[str | None, str], dict] = {}
 
 
 def _defining_file(function) -> str | None:
@@ -42,10 +49,11 @@ def _defining_file(function) -> str | None:
     return info.dli_fname.decode(errors="replace")
 
 
-def _mapped_files_named_like(library: str) -> list[str]:
-    """Mapped files whose name starts like ``library`` (``libcuda``): after the entry point ran,
-    the real runtime the shim forwarded to shows here beside the softlink's target."""
-    stem = os.path.basename(library).split(".so")[0]
+def _mapped_files_named(prefix: str) -> list[str]:
+    """Mapped files whose name starts with ``prefix`` (``libcuda``): after the entry point ran, the
+    real runtime the shim forwarded to shows here."""
+    if not prefix:
+        return []
     try:
         maps = evidence.read_maps("self")
     except OSError:
@@ -53,35 +61,44 @@ def _mapped_files_named_like(library: str) -> list[str]:
     found: list[str] = []
     for line in maps.splitlines():
         parts = line.split(None, 5)
-        if len(parts) == 6 and os.path.basename(parts[5]).startswith(stem + ".so") and parts[5] not in found:
+        if len(parts) == 6 and os.path.basename(parts[5]).startswith(prefix) and parts[5] not in found:
             found.append(parts[5])
     return found
 
 
-def load_runtime(library: str, init_symbol: str) -> dict:
-    """Load ``library`` (RTLD_GLOBAL) and call ``init_symbol(0)`` once per process; what happened.
+def load_runtime(library: str | None, init_symbol: str, file_prefix: str = "") -> dict:
+    """Call ``init_symbol(0)`` once per process, from ``library`` (loaded by that name) or from the
+    process's global scope (``library`` None); what happened, as a JSON-ready record.
 
-    Raises WorkloadError when the library cannot be loaded or lacks the entry point.
+    Raises WorkloadError when ``library`` cannot be loaded or lacks the entry point.
     """
+    if library is not None and not file_prefix:
+        file_prefix = os.path.basename(library).split(".so")[0] + ".so"
     key = (library, init_symbol)
     with _lock:
-        if key in _loaded:
-            return _loaded[key]
-        try:
-            handle = ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
-        except OSError as err:
-            raise WorkloadError(f"cannot load the runtime {library}: {err}") from err
-        try:
-            init = getattr(handle, init_symbol)
-        except AttributeError as err:
-            raise WorkloadError(f"the runtime {library} has no {init_symbol}") from err
-        init.argtypes = [ctypes.c_uint]
-        init.restype = ctypes.c_int
-        result = int(init(0))
-        defined_in = _defining_file(init)
-        record = {"library": library, "init_symbol": init_symbol, "init_result": result,
-                  "init_defined_in": defined_in,
-                  "init_defined_in_real": os.path.realpath(defined_in) if defined_in else None,
-                  "mapped_files": _mapped_files_named_like(library)}
-        _loaded[key] = record
+        if key in _started:
+            return _started[key]
+        record: dict = {"library": library, "init_symbol": init_symbol, "init_result": None,
+                        "init_defined_in": None, "init_defined_in_real": None}
+        if library is None:
+            init = getattr(ctypes.CDLL(None), init_symbol, None)
+            if init is None:
+                record["note"] = f"{init_symbol} is not in the process: nothing provides it"
+        else:
+            try:
+                handle = ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+            except OSError as err:
+                raise WorkloadError(f"cannot load the runtime {library}: {err}") from err
+            init = getattr(handle, init_symbol, None)
+            if init is None:
+                raise WorkloadError(f"the runtime {library} has no {init_symbol}")
+        if init is not None:
+            init.argtypes = [ctypes.c_uint]
+            init.restype = ctypes.c_int
+            record["init_result"] = int(init(0))
+            defined_in = _defining_file(init)
+            record["init_defined_in"] = defined_in
+            record["init_defined_in_real"] = os.path.realpath(defined_in) if defined_in else None
+        record["mapped_files"] = _mapped_files_named(file_prefix)
+        _started[key] = record
         return record

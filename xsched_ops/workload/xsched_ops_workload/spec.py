@@ -46,8 +46,9 @@ class SimSpec:
 class RuntimeSpec:
     """The GPU runtime a role process loads by name before anything else (see runtime.py)."""
 
-    library: str
+    library: str | None  # None: the entry point as the process already has it (a preloaded shim's)
     init_symbol: str
+    file_prefix: str = ""  # mapped files whose name starts so are recorded (the real runtime)
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,17 @@ def parse_spec(raw: dict, path: str = "<spec>") -> RunSpec:
         if role_raw.get("runtime") is not None:
             runtime_raw = _require(role_raw, "runtime", role_where, dict)
             runtime_where = f"{role_where}: runtime"
-            runtime = RuntimeSpec(library=_require(runtime_raw, "library", runtime_where, str),
-                                  init_symbol=_require(runtime_raw, "init_symbol", runtime_where, str))
-            if not runtime.library or not runtime.init_symbol.isidentifier():
-                raise SpecError(f"{runtime_where}: library must be a name or path and init_symbol a C identifier")
+            library = runtime_raw.get("library")
+            if library is not None and (not isinstance(library, str) or not library):
+                raise SpecError(f"{runtime_where}: library must be a name or path, or null")
+            file_prefix = runtime_raw.get("file_prefix", "")
+            if not isinstance(file_prefix, str):
+                raise SpecError(f"{runtime_where}: file_prefix must be a string")
+            runtime = RuntimeSpec(library=library,
+                                  init_symbol=_require(runtime_raw, "init_symbol", runtime_where, str),
+                                  file_prefix=file_prefix)
+            if not runtime.init_symbol.isidentifier():
+                raise SpecError(f"{runtime_where}: init_symbol must be a C identifier")
         batch = _require(role_raw, "batch", role_where, int)
         if batch < 1:
             raise SpecError(f"{role_where}: batch must be at least 1")
