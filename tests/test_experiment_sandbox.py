@@ -78,6 +78,13 @@ def test_intensive_sim_baseline_collapses_and_xsched_holds(sandbox, capsys, tmp_
     for role in ("high", "low"):
         environment = json.loads((trial_dir / f"environment-{role}.json").read_text())
         assert environment["env"]["LD_PRELOAD"].endswith("libshimhip.so")
+        # Route preload: hipInit as the process has it is the shim's, and its HAL reached Debian's
+        # real HIP runtime, which finds no GPU.
+        runtime = xsched_trial.roles[role].runtime
+        assert runtime is not None and runtime.library is None, runtime
+        assert Path(runtime.init_defined_in_real).name == "libshimhip.so", runtime
+        assert any(Path(path).name.startswith("libamdhip64.so.5") for path in runtime.mapped_files), runtime
+        assert runtime.init_result not in (None, 0), runtime
     xserver_log = (trial_dir / "xserver.log").read_text()
     assert "policy HPF, listening on 0.0.0.0:50000" in xserver_log
     assert "stopping after" in xserver_log  # stopped by a signal, not left running
@@ -200,26 +207,29 @@ def test_cuda_ok_sim_run_maps_the_shim_through_the_runtime_name_in_both_roles(sa
         assert environment["env"]["LD_LIBRARY_PATH"].split(":")[0].endswith("/lib")
         assert cuda.shim not in environment["env"].get("LD_PRELOAD", "")
     spec = json.loads((trial_dir / "spec.json").read_text())
-    assert all(role["runtime"] == {"library": cuda.application_soname, "init_symbol": cuda.init_symbol}
-               for role in spec["roles"])
+    assert all(role["runtime"] == {"library": cuda.application_soname, "init_symbol": cuda.init_symbol,
+                                   "file_prefix": "libcuda.so"} for role in spec["roles"])
     baseline_spec = json.loads((Path(document["run_dir"]) / "trials" / result.trials_of("baseline")[0].trial_id
                                 / "spec.json").read_text())
     assert all("runtime" not in role for role in baseline_spec["roles"])
     assert leftover_processes(name) == []
 
 
-def test_cuda_recursion_run_is_refused_with_the_cause_then_fix_and_rerun_gives_a_tier(sandbox, capsys,
-                                                                                      tmp_path: Path) -> None:
-    cuda = platforms.get("cuda")
-    name = sandbox("cuda-recursion")
+@pytest.mark.parametrize("scenario_name", ["softlink-recursion", "cuda-recursion"])
+def test_hal_pointed_at_the_shim_run_is_refused_with_the_cause_then_fix_and_rerun_gives_a_tier(
+        sandbox, capsys, tmp_path: Path, scenario_name: str) -> None:
+    scenario = scenarios.get(scenario_name)
+    platform = platforms.get(scenario.platform)
+    name = sandbox(scenario_name)
     code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "10", *FAST,
                                        "--results-dir", str(tmp_path), "--no-report", "--json"])
     assert code == InvalidRunError.exit_code, document["error"]
     message = document["error"]["message"]
-    # The roles died in cuInit, whose real driver was the shim itself; the doctor's finding is named.
+    # The roles died in the runtime's entry point, whose real runtime was the shim itself; the
+    # doctor's finding is named, the missing GPU is not (the simulated backend needs none).
     assert "SIGABRT" in message and "is the XSched shim itself" in message, message
-    assert f"runtime-lib: {cuda.runtime_lib_env}=" in message, message
-    assert "gpu:" not in message  # the simulated backend needs no GPU: not a cause
+    assert f"runtime-lib: {platform.runtime_lib_env}=" in message, message
+    assert "gpu:" not in message
     result = load_run(document["run_dir"])
     assert result.mode_valid("baseline")
     assert not result.trials_of("xsched")[0].valid
@@ -233,7 +243,9 @@ def test_cuda_recursion_run_is_refused_with_the_cause_then_fix_and_rerun_gives_a
     assert document["comparison"]["tier"] in ("excellent", "good", "acceptable")
     rerun = load_run(document["run_dir"])
     for evidence in rerun.trials_of("xsched")[0].roles.values():
-        assert evidence.xsched_env[cuda.runtime_lib_env].endswith(f"/{cuda.application_soname}")
-        assert evidence.xsched_env[cuda.runtime_lib_env] != scenarios.CUDA_SOFTLINK  # the real driver now
-        assert evidence.runtime is not None and evidence.runtime.mapped_files, evidence.runtime
+        assert evidence.xsched_env[platform.runtime_lib_env] != scenario.env[platform.runtime_lib_env]
+        runtime = evidence.runtime
+        # The entry point came from the shim, which now reached the real runtime (or its stand-in).
+        assert runtime is not None and Path(runtime.init_defined_in_real).name == platform.shim, runtime
+        assert runtime.mapped_files and runtime.init_result not in (None, 0), runtime
     assert leftover_processes(name) == []

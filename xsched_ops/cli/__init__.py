@@ -16,6 +16,8 @@ from xsched_ops import __version__
 from xsched_ops.cli import common
 from xsched_ops.errors import XSchedOpsError
 
+INTERRUPTED_EXIT_CODE = 130  # Ctrl-C outside a run's trials (during one: RunFailedError's code)
+
 app = typer.Typer(
     name="xsched-ops",
     help="Repair XSched environments in GPU containers and run trustworthy dual-model latency experiments.",
@@ -84,7 +86,7 @@ def invoke(argv: list[str] | None = None) -> int:
         return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         common.stderr_console().print("interrupted")
-        return 130
+        return INTERRUPTED_EXIT_CODE
     except typer.Exit as exit_:
         return exit_.exit_code
     except typer.TyperException as err:  # usage errors from the parser
@@ -94,6 +96,8 @@ def invoke(argv: list[str] | None = None) -> int:
         else:
             common.stderr_console().print(f"error: {err.format_message()}")
         return err.exit_code
+    if result == INTERRUPTED_EXIT_CODE:  # typer turns Ctrl-C into this exit code, silently
+        common.stderr_console().print("interrupted")
     return result if isinstance(result, int) else 0
 
 

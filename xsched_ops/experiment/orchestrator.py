@@ -13,6 +13,7 @@ import json
 import posixpath
 import signal
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -118,6 +119,7 @@ class Experiment:
         self.install: XSchedInstall | None = None
         self.model_paths: dict[str, str] = {}
         self.doctor_record: dict | None = None
+        self._hold = _InterruptHold()
 
     def _unique_run_id(self, results_dir: Path) -> str:
         run_id = new_run_id(self.profile.name)
@@ -235,12 +237,19 @@ class Experiment:
     def _route(self) -> str | None:
         return self.options.route or (self.install.platform.default_route if self.install else None)
 
-    def _role_runtime(self, plan: ModePlan) -> dict[str, str] | None:
-        """What each role loads first: under route libpath the shim enters only through the runtime's name."""
-        if not plan.uses_xsched or self.install is None or self._route() != "libpath":
+    def _role_runtime(self, plan: ModePlan) -> dict | None:
+        """The runtime entry point each XSched role calls first, as an application starts its runtime.
+
+        Route libpath: from the runtime loaded by its application name (the only way the shim gets
+        in); route preload: as the process has it (the preloaded shim's). Either way the shim's HAL
+        then looks for the real runtime, so a HAL pointed at the shim shows in the run.
+        """
+        if not plan.uses_xsched or self.install is None:
             return None
         platform = self.install.platform
-        return {"library": platform.application_soname, "init_symbol": platform.init_symbol}
+        library = platform.application_soname if self._route() == "libpath" else None
+        return {"library": library, "init_symbol": platform.init_symbol,
+                "file_prefix": platform.application_soname.split(".so")[0] + ".so"}
 
     def _timeout(self) -> float:
         if self.options.trial_timeout_s:
@@ -304,6 +313,7 @@ class Experiment:
         except XSchedOpsError as err:
             problem = err.one_line()
         finally:
+            self._hold.start()  # from here a Ctrl-C waits until the trial is cleaned up and recorded
             self._cleanup(label, xserver, progress)
         copied, copy_problems = pull_trial_files(self.target, remote_dir, trial_dir)
         if xserver is not None:
@@ -323,9 +333,12 @@ class Experiment:
             meta.reason = ((meta.reason + "; ") if meta.reason else "") + "not pulled: " + "; ".join(copy_problems)
         write_trial_meta(trial_dir, meta)
         feed.finish(meta.status)
+        interrupted_meanwhile = self._hold.stop()
         if meta.status != "complete":
             raise self._trial_error(label, meta, counts, stderr_tail + "\n".join(feed.figures.other_lines),
                                     trial_dir)
+        if interrupted_meanwhile:  # the trial completed; the Ctrl-C stops the run now
+            raise KeyboardInterrupt
         return meta
 
     def _write_environments(self, trial_dir: Path, environments: _TrialEnvironments) -> None:
@@ -422,6 +435,7 @@ class Experiment:
         except KeyboardInterrupt:
             failure = RunFailedError("interrupted (Ctrl-C)", f"what was measured is in {self.run_dir}")
         finally:
+            self._hold.stop()  # also when a trial's bookkeeping failed with an unexpected error
             if self.model_paths:
                 try:
                     self.target.exec(["rm", "-rf", posixpath.dirname(next(iter(self.model_paths.values())))],
@@ -430,6 +444,43 @@ class Experiment:
                     pass
         result = finalize_run(self.run_dir)
         return RunOutcome(self.run_id, self.run_dir, result, failure, self.base.source)
+
+
+class _InterruptHold:
+    """Holds Ctrl-C back while a trial is cleaned up and recorded, so that it is not cut short.
+
+    Otherwise a Ctrl-C at the end of a trial (the xserver being stopped, the files being pulled)
+    would leave the xserver, IPC state or the trial's folder in the target, and a trial record
+    that still says "running". The first Ctrl-C is noted (``stop`` says whether one came); a
+    second one interrupts at once. Only the main thread can hold signals; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: object = None
+        self._active = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = True
+
+    def start(self) -> None:
+        if self._active or threading.current_thread() is not threading.main_thread():
+            return
+        self.received = False
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._handle)
+        self._active = True
+
+    def stop(self) -> bool:
+        """Let Ctrl-C through again; whether one came while held."""
+        if self._active:
+            previous = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
+            self._active = False
+        received, self.received = self.received, False
+        return received
 
 
 def _roles_killed_by_signal(trial_dir: Path) -> dict[str, str]:
