@@ -100,3 +100,23 @@ def stopped_container_name(sandbox_image: str):
     finally:
         container.remove(force=True)
         client.close()
+
+
+@pytest.fixture
+def new_sandbox(sandbox_image: str):
+    """Makes sandbox containers (``new_sandbox(scenario) -> name``), each with a unique name; removes them after the test."""
+    import uuid
+
+    from xsched_ops.sandbox import create_sandbox, remove_sandbox
+
+    created: list[str] = []
+
+    def make(scenario: str) -> str:
+        name = f"xo-{scenario}-{uuid.uuid4().hex[:8]}"
+        create_sandbox(name, scenario)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        remove_sandbox(name)

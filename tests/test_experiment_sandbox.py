@@ -10,35 +10,20 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import leftover_processes
 
 from xsched_ops import platforms
 from xsched_ops.cli import invoke
 from xsched_ops.errors import InvalidRunError, RunFailedError
 from xsched_ops.results import load_run
-from xsched_ops.sandbox import create_sandbox, remove_sandbox, scenarios
+from xsched_ops.sandbox import scenarios
 
 pytestmark = pytest.mark.docker
 
 FAST = ["--set", "warmup_s=2", "--set", "drain_s=3"]
-
-
-@pytest.fixture
-def sandbox(sandbox_image: str, request: pytest.FixtureRequest):
-    created: list[str] = []
-
-    def make(scenario: str) -> str:
-        name = f"xo-exp-{scenario}-{uuid.uuid4().hex[:8]}"
-        create_sandbox(name, scenario)
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        remove_sandbox(name)
 
 
 def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict]:
@@ -48,16 +33,8 @@ def run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, 
     return code, json.loads(out)
 
 
-def leftover_processes(container: str) -> list[str]:
-    """Processes of a run still in the container (workload, device, roles, xserver)."""
-    listing = subprocess.run(["docker", "exec", container, "ps", "-eo", "pid,args"], capture_output=True, text=True,
-                             check=True).stdout
-    return [line for line in listing.splitlines()[1:]
-            if "xsched_ops_workload" in line or "xserver" in line]
-
-
-def test_intensive_sim_baseline_collapses_and_xsched_holds(sandbox, capsys, tmp_path: Path) -> None:
-    name = sandbox("ok")
+def test_intensive_sim_baseline_collapses_and_xsched_holds(new_sandbox, capsys, tmp_path: Path) -> None:
+    name = new_sandbox("ok")
     code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "20", *FAST,
                                        "--results-dir", str(tmp_path), "--no-report", "--json"])
     assert code == 0, document["error"]
@@ -95,8 +72,8 @@ def test_intensive_sim_baseline_collapses_and_xsched_holds(sandbox, capsys, tmp_
     assert leftover_processes(name) == []
 
 
-def test_seed_run_is_refused_then_fix_and_rerun_gives_a_tier(sandbox, capsys, tmp_path: Path) -> None:
-    name = sandbox("seed")
+def test_seed_run_is_refused_then_fix_and_rerun_gives_a_tier(new_sandbox, capsys, tmp_path: Path) -> None:
+    name = new_sandbox("seed")
     code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "20", *FAST,
                                        "--results-dir", str(tmp_path), "--no-report", "--json"])
     assert code == InvalidRunError.exit_code, document["error"]
@@ -140,8 +117,8 @@ def _pids_of_role(container: str, role: str) -> list[int]:
     return [int(pid) for pid in out.split()]
 
 
-def test_role_killed_mid_run_ends_everything_and_keeps_the_samples(sandbox, tmp_path: Path) -> None:
-    name = sandbox("ok")
+def test_role_killed_mid_run_ends_everything_and_keeps_the_samples(new_sandbox, tmp_path: Path) -> None:
+    name = new_sandbox("ok")
     command = [sys.executable, "-m", "xsched_ops", "run", "intensive", "--container", name, "--mode", "xsched",
                "--duration", "30", "--set", "warmup_s=1", "--results-dir", str(tmp_path), "--no-report"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -178,10 +155,10 @@ def test_role_killed_mid_run_ends_everything_and_keeps_the_samples(sandbox, tmp_
 
 # -- CUDA (issue 8): the libpath route, where the shim enters only when the runtime is loaded --------
 
-def test_cuda_ok_sim_run_maps_the_shim_through_the_runtime_name_in_both_roles(sandbox, capsys,
+def test_cuda_ok_sim_run_maps_the_shim_through_the_runtime_name_in_both_roles(new_sandbox, capsys,
                                                                               tmp_path: Path) -> None:
     cuda = platforms.get("cuda")
-    name = sandbox("cuda-ok")
+    name = new_sandbox("cuda-ok")
     code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "10", *FAST,
                                        "--results-dir", str(tmp_path), "--no-report", "--json"])
     assert code == 0, document["error"]
@@ -217,10 +194,10 @@ def test_cuda_ok_sim_run_maps_the_shim_through_the_runtime_name_in_both_roles(sa
 
 @pytest.mark.parametrize("scenario_name", ["softlink-recursion", "cuda-recursion"])
 def test_hal_pointed_at_the_shim_run_is_refused_with_the_cause_then_fix_and_rerun_gives_a_tier(
-        sandbox, capsys, tmp_path: Path, scenario_name: str) -> None:
+        new_sandbox, capsys, tmp_path: Path, scenario_name: str) -> None:
     scenario = scenarios.get(scenario_name)
     platform = platforms.get(scenario.platform)
-    name = sandbox(scenario_name)
+    name = new_sandbox(scenario_name)
     code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "10", *FAST,
                                        "--results-dir", str(tmp_path), "--no-report", "--json"])
     assert code == InvalidRunError.exit_code, document["error"]

@@ -18,17 +18,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import leftover_processes
 
 from xsched_ops import platforms
 from xsched_ops.cli import invoke
 from xsched_ops.errors import RunFailedError
 from xsched_ops.experiment import orchestrator
 from xsched_ops.results import load_run
-from xsched_ops.sandbox import create_sandbox, remove_sandbox
 from xsched_ops.sandbox.scenarios import STALE_IPC_FILE
 from xsched_ops.workload import TARGET_ROOT
 
@@ -38,29 +37,8 @@ pytestmark = pytest.mark.docker
 SAMPLES_BEFORE_INTERRUPT = 30
 
 
-@pytest.fixture
-def sandbox(sandbox_image: str):
-    created: list[str] = []
-
-    def make(scenario: str) -> str:
-        name = f"xo-int-{scenario}-{uuid.uuid4().hex[:8]}"
-        create_sandbox(name, scenario)
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        remove_sandbox(name)
-
-
 def in_container(container: str, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", "exec", container, *argv], capture_output=True, text=True, timeout=60)
-
-
-def leftover_processes(container: str) -> list[str]:
-    """Processes of a run still in the container (workload, device, roles, xserver)."""
-    listing = in_container(container, "ps", "-eo", "pid,args").stdout
-    return [line for line in listing.splitlines()[1:] if "xsched_ops_workload" in line or "xserver" in line]
 
 
 def high_samples_in_container(container: str) -> int:
@@ -97,8 +75,8 @@ def wait_for(what: str, condition, process: subprocess.Popen, timeout_s: float, 
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_the_xsched_trial_keeps_the_samples_and_leaves_nothing(sandbox, tmp_path: Path) -> None:
-    name = sandbox("ok")
+def test_ctrl_c_in_the_xsched_trial_keeps_the_samples_and_leaves_nothing(new_sandbox, tmp_path: Path) -> None:
+    name = new_sandbox("ok")
     key = platforms.common().ipc_sysv_key
     results = tmp_path / "results"
     stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
@@ -161,9 +139,9 @@ def test_ctrl_c_in_the_xsched_trial_keeps_the_samples_and_leaves_nothing(sandbox
 
 
 @pytest.mark.parametrize("moment", ["cleanup", "pull"])
-def test_ctrl_c_while_a_trial_is_cleaned_up_and_recorded_waits_for_it(sandbox, tmp_path: Path, capsys,
+def test_ctrl_c_while_a_trial_is_cleaned_up_and_recorded_waits_for_it(new_sandbox, tmp_path: Path, capsys,
                                                                       monkeypatch, moment: str) -> None:
-    name = sandbox("ok")
+    name = new_sandbox("ok")
     key = platforms.common().ipc_sysv_key
     sent: list[str] = []
 
