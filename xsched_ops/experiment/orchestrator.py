@@ -52,6 +52,7 @@ from xsched_ops.results import (
     write_run_meta,
     write_trial_meta,
 )
+from xsched_ops.results.events import read_jsonl
 from xsched_ops.target.base import Target
 from xsched_ops.workload import SOURCE_DIR, TARGET_ROOT, WORKLOAD_PACKAGE, target_folder, workload_version
 from xsched_ops.workload.spec import build_spec
@@ -485,17 +486,8 @@ class _InterruptHold:
 
 def _roles_killed_by_signal(trial_dir: Path) -> dict[str, str]:
     """Roles whose process the launcher saw end by a signal (launcher.jsonl), with the signal's name."""
-    path = trial_dir / "launcher.jsonl"
     killed: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return killed
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for event in read_jsonl(trial_dir / "launcher.jsonl").of("launcher"):
         code = event.get("returncode")
         if event.get("what") == "role_exited" and isinstance(code, int) and code < 0:
             try:

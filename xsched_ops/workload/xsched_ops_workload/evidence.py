@@ -11,8 +11,8 @@ import re
 SHIM_FILE_RE = re.compile(r"^libshim[^/]*\.so(\.[0-9.]+)?$")
 
 
-def shim_paths_from_maps(maps_text: str) -> list[str]:
-    """Paths of mapped files whose name matches ``libshim*.so*``, in order of first appearance."""
+def mapped_paths(maps_text: str, keep) -> list[str]:
+    """Paths of mapped files whose file name ``keep(name)`` accepts, in order of first appearance."""
     found: list[str] = []
     for line in maps_text.splitlines():
         parts = line.split(None, 5)
@@ -21,9 +21,14 @@ def shim_paths_from_maps(maps_text: str) -> list[str]:
         path = parts[5].strip()
         if path.endswith(" (deleted)"):
             path = path[: -len(" (deleted)")]
-        if SHIM_FILE_RE.match(os.path.basename(path)) and path not in found:
+        if keep(os.path.basename(path)) and path not in found:
             found.append(path)
     return found
+
+
+def shim_paths_from_maps(maps_text: str) -> list[str]:
+    """Paths of mapped files whose name matches ``libshim*.so*``, in order of first appearance."""
+    return mapped_paths(maps_text, SHIM_FILE_RE.match)
 
 
 def read_maps(pid: int | str = "self") -> str:

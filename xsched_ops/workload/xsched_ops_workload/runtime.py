@@ -55,15 +55,9 @@ def _mapped_files_named(prefix: str) -> list[str]:
     if not prefix:
         return []
     try:
-        maps = evidence.read_maps("self")
+        return evidence.mapped_paths(evidence.read_maps("self"), lambda name: name.startswith(prefix))
     except OSError:
         return []
-    found: list[str] = []
-    for line in maps.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and os.path.basename(parts[5]).startswith(prefix) and parts[5] not in found:
-            found.append(parts[5])
-    return found
 
 
 def load_runtime(library: str | None, init_symbol: str, file_prefix: str = "") -> dict:
