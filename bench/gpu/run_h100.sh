@@ -6,19 +6,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/xsched-ops-gpu}"
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+. bench/gpu/device_prelude.sh
 PROFILES="${PROFILES:-intensive original}"
 REPEATS="${REPEATS:-3}"
 DURATION="${DURATION:-40}"
 RESULTS="${RESULTS:-/tmp/xsched-ops-gpu-results}"
 mkdir -p "$RESULTS"
-xo() { python3 -m xsched_ops "$@"; }
 
 # With an XSched CUDA build (XSCHED_PREFIX=/path/to/install), the xsched mode runs too, through
 # the libpath route (lib folder first, XSCHED_CUDA_LIB at the real driver); without one, only the
