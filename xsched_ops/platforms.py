@@ -27,6 +27,9 @@ class CommonLayout(BaseModel):
     ipc_shm_glob: str
     ipc_sysv_key: str
     default_port: int
+    # The folders XSched's HAL searches for the real runtime (after the variable and the
+    # platform's own folders), exactly as XSched spells them: see xsched_ops.hal_lookup.
+    hal_default_dirs: list[str]
 
 
 class Platform(BaseModel):
@@ -52,6 +55,10 @@ class Platform(BaseModel):
     # gives it the shim) and the runtime's first entry point, which takes one flags argument.
     application_soname: str
     init_symbol: str
+    # XSched's HAL (FindLibrary): the platform's own folders, searched before
+    # common.hal_default_dirs, and the file names it tries in each (see xsched_ops.hal_lookup).
+    hal_search_dirs: list[str]
+    hal_search_names: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _application_soname_is_a_softlink(self) -> Platform:

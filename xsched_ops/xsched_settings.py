@@ -6,7 +6,9 @@ automatic XQueue knobs. Used by the environment builder and by the doctor's lint
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 POLICIES = ("HPF", "HHPF", "CHPF", "UP", "PUP", "SPUP", "KEDF", "LAX", "AWF", "CFS", "MLFQ")
 SCHEDULERS = ("LCL", "GLB", "APP")
@@ -40,7 +42,7 @@ class SettingSpec:
 
 
 _SPECS = [
-    SettingSpec("XSCHED_SCHEDULER", "scheduler: LCL (in-process), GLB (xserver), APP (the application's)",
+    SettingSpec("XSCHED_SCHEDULER", "scheduler: GLB (xserver), APP (the application's); LCL alone is APP: a local scheduler needs XSCHED_POLICY",
                 SCHEDULERS, default="APP"),
     SettingSpec("XSCHED_POLICY", "policy of a LOCAL scheduler; when set, XSCHED_SCHEDULER is ignored", POLICIES),
     SettingSpec("XSCHED_AUTO_XQUEUE", "create XQueues for the process's streams automatically", ("ON", "OFF")),
@@ -56,6 +58,64 @@ _SPECS = [
 ]
 
 SETTINGS: dict[str, SettingSpec] = {spec.name: spec for spec in _SPECS}
+
+SchedulerKind = Literal["global", "local", "app"]
+
+
+@dataclass(frozen=True)
+class EffectiveScheduler:
+    """The scheduler a process under XSched really gets, and why (see ``effective_scheduler``)."""
+
+    kind: SchedulerKind
+    reason: str
+    log_line: str  # what the process prints at start-up (INFO), without the log prefix
+
+    @property
+    def schedules(self) -> bool:
+        """False for the app-managed scheduler: nothing suspends or resumes the XQueues."""
+        return self.kind != "app"
+
+
+def effective_scheduler(env: Mapping[str, str]) -> EffectiveScheduler:
+    """Which scheduler XSched 1.2 creates for a process with ``env`` (``CreateScheduler``).
+
+    The one rule, in XSched's order:
+
+    ========================================  ==========  ===========================================
+    environment                               kind        start-up line
+    ========================================  ==========  ===========================================
+    XSCHED_POLICY a valid policy (any         ``local``   ``using local scheduler with policy P``
+    XSCHED_SCHEDULER, GLB included)
+    else XSCHED_SCHEDULER=GLB (an invalid     ``global``  ``using global scheduler``
+    XSCHED_POLICY such as GBL is ignored)
+    everything else: nothing set, APP, LCL    ``app``     ``using app-managed scheduler``
+    without a valid policy, GBL as policy
+    ========================================  ==========  ===========================================
+
+    ``app`` means the application must suspend/resume its XQueues itself: for an unmodified
+    program nothing is scheduled, and XSched reports no error.
+    """
+    policy = env.get("XSCHED_POLICY")
+    scheduler = env.get("XSCHED_SCHEDULER")
+    if policy in POLICIES:
+        reason = f"XSCHED_POLICY={policy} is a policy: each process gets its own local scheduler"
+        if scheduler is not None and scheduler != "LCL":
+            reason += f" (XSCHED_SCHEDULER={scheduler} is ignored)"
+        return EffectiveScheduler("local", reason, f"using local scheduler with policy {policy}")
+    ignored = f" (XSCHED_POLICY={policy} is not a policy and is ignored)" if policy is not None else ""
+    if scheduler == "GLB":
+        return EffectiveScheduler("global", "XSCHED_SCHEDULER=GLB: the xserver schedules the process" + ignored,
+                                  "using global scheduler")
+    if scheduler == "LCL":
+        why = "XSCHED_SCHEDULER=LCL without a valid XSCHED_POLICY falls through to the app-managed scheduler"
+    elif scheduler is None or scheduler == "APP":
+        why = ("XSCHED_SCHEDULER=APP" if scheduler else "neither XSCHED_SCHEDULER=GLB nor a valid XSCHED_POLICY"
+               ) + ": the app-managed scheduler"
+    else:
+        why = f"XSCHED_SCHEDULER={scheduler} is not a scheduler: the app-managed scheduler"
+    return EffectiveScheduler("app", why + ignored + "; nothing is scheduled unless the application does it",
+                              "using app-managed scheduler")
+
 
 # Not settings of the XSched runtime, but variables the HAL reads to find the real driver.
 RUNTIME_LIB_VARIABLES_PREFIX = "XSCHED_"

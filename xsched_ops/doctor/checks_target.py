@@ -10,8 +10,15 @@ from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
 from xsched_ops.doctor.registry import check
 from xsched_ops.envbuilder import is_shim_or_softlink
+from xsched_ops.hal_lookup import HalRuntimeLookup, hal_runtime_lookup
 from xsched_ops.ld_env import split_preload
-from xsched_ops.xsched_settings import SETTINGS, is_runtime_lib_variable
+from xsched_ops.xsched_settings import (
+    POLICIES,
+    SCHEDULERS,
+    SETTINGS,
+    effective_scheduler,
+    is_runtime_lib_variable,
+)
 
 
 @check("engine", "target", "engine and container")
@@ -148,8 +155,25 @@ def check_preload(context: DoctorContext) -> list[Finding]:
     return findings
 
 
+_RECURSION_CONSEQUENCE = (
+    "the HAL opens the shim as the real runtime and calls itself until the stack overflows: the process "
+    "dies of SIGSEGV (exit -11) with no message, right after its start-up line (`using ... scheduler`)")
+
+
+def _hal_lookup_summary(lookup: HalRuntimeLookup) -> str:
+    """What the HAL's search does, in words: the file it opens and how, or that it finds none."""
+    if lookup.path is None:
+        return (f"it finds no runtime (tried {', '.join(lookup.tried)}; it never reads LD_LIBRARY_PATH or "
+                f"ld.so.cache) and warns {'; '.join(repr(w) for w in lookup.warnings)}")
+    how = {"variable": f"set by {lookup.variable}", "platform folder": "found in the platform's own folder",
+           "system folder": "found in its list of system folders"}[lookup.found_by or "system folder"]
+    resolved = f" (-> {lookup.resolved})" if lookup.resolved and lookup.resolved != lookup.path else ""
+    return f"the HAL opens {lookup.path}{resolved}, {how}"
+
+
 @check("runtime-lib", "xsched", "real runtime discovery")
 def check_runtime_lib(context: DoctorContext) -> list[Finding]:
+    """Which file XSched's HAL really opens as the real runtime (hal_lookup), and whether it is one."""
     install = context.install
     if install is None:
         return []
@@ -158,34 +182,157 @@ def check_runtime_lib(context: DoctorContext) -> list[Finding]:
     value = context.environment.get(variable)
     built = context.fixed_environment
     real = built.real_runtime if built else None
+    lookup = hal_runtime_lookup(platform, context.environment, context.fs)
+    chosen_is_shim = lookup.path is not None and is_shim_or_softlink(context.fs, install, lookup.path)
+    data = {"variable": variable, "value": value, "hal_runtime": lookup.path, "found_by": lookup.found_by,
+            "tried": list(lookup.tried), "warnings": list(lookup.warnings), "real_runtime": real}
+    fix_to_real = f"point {variable} at the real runtime" + (f" ({real})" if real else "")
+    commands = [f"export {variable}={shlex.quote(real)}"] if real else []
+    summary = _hal_lookup_summary(lookup)
     findings = []
-    if value and is_shim_or_softlink(context.fs, install, value):
+    if lookup.found_by == "variable":
+        if chosen_is_shim:
+            findings.append(fail(
+                "runtime-lib", "xsched", f"{variable}={value} points at the shim",
+                f"{value} resolves to {context.fs.realpath(lookup.path or '')}: {_RECURSION_CONSEQUENCE}",
+                fix_to_real, commands, path=value, **data))
+        else:
+            findings.append(ok("runtime-lib", "xsched", f"{variable}={value}: {summary}", path=value, **data))
+        return findings
+    if value is not None:
+        # Set, but no such file: XSched only warns and searches its folders.
+        consequence = summary if not chosen_is_shim else f"the search picks the shim {lookup.path}"
+        findings.append(warn(
+            "runtime-lib", "xsched", f"{variable}={value} does not exist",
+            f"XSched does not refuse it: it warns '{lookup.warnings[0]}' and searches its folders: {consequence}",
+            fix_to_real if real else f"unset {variable}", commands if real else [f"unset {variable}"],
+            path=value, **data))
+    if lookup.path is None:
         findings.append(fail(
-            "runtime-lib", "xsched", f"{variable}={value} points at the shim",
-            f"{value} resolves to {context.fs.realpath(value)}: the HAL would load the shim as the real runtime "
-            "and the shim would call itself",
-            f"point {variable} at the real runtime" + (f" ({real})" if real else ""),
-            [f"export {variable}={real}"] if real else [], variable=variable, value=value, path=value,
-            real_runtime=real))
-    elif value and not context.fs.isfile(value):
-        findings.append(fail("runtime-lib", "xsched", f"{variable}={value} does not exist",
-                             fix=f"point it at {real}" if real else "unset it", variable=variable, value=value, path=value))
-    elif value:
-        findings.append(ok("runtime-lib", "xsched", f"{variable}={value}", variable=variable, value=value))
-    if real is None:
-        findings.append(fail("runtime-lib", "xsched", f"no real {platform.runtime_libs[0]} found in the target",
-                             f"looked in {', '.join(platform.runtime_search_dirs)} and the system folders",
-                             "install the runtime (ROCm/CUDA driver) in the container"))
-    elif not value:
-        findings.append(ok("runtime-lib", "xsched", f"{variable} unset; the HAL will find the real runtime {real}",
-                           variable=variable, real_runtime=real))
+            "runtime-lib", "xsched", f"the HAL finds no real {platform.hal_search_names[0]}",
+            f"{summary}. The shim's first call into the runtime then fails"
+            + (f"; the real runtime is at {real}, outside the HAL's folders" if real else ""),
+            fix_to_real if real else "install the runtime (ROCm/CUDA driver) in the container, or set "
+            f"{variable} to it", commands, path=variable, **data))
+    elif chosen_is_shim:
+        findings.append(fail(
+            "runtime-lib", "xsched", f"the HAL's folder search picks the shim {lookup.path}",
+            f"{summary}: {_RECURSION_CONSEQUENCE}", fix_to_real, commands, path=lookup.path, **data))
+    elif value is None:
+        findings.append(ok("runtime-lib", "xsched", f"{variable} unset; {summary}", path=lookup.path, **data))
     return findings
+
+
+# The automatic XQueue knobs XSched reads when it creates an XQueue; a value out of range is not
+# refused: the creation fails with a warning and the process runs unscheduled.
+_XQUEUE_KNOBS = ("XSCHED_AUTO_XQUEUE_LEVEL", "XSCHED_AUTO_XQUEUE_THRESHOLD", "XSCHED_AUTO_XQUEUE_BATCH_SIZE",
+                 "XSCHED_AUTO_XQUEUE_PRIORITY")
+_APP_MANAGED = ("the process prints only 'using app-managed scheduler' and NOTHING is scheduled "
+                "(no error, no warning): a run labelled XSched measures the baseline")
+# Preemption levels above 1 that the HIP platform does not implement.
+_HIP_LEVELS_NOT_IMPLEMENTED = (2, 3)
+
+
+def _settings_integer(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _scheduler_findings(env: dict[str, str]) -> list[Finding]:
+    """XSCHED_POLICY / XSCHED_SCHEDULER, judged by the scheduler the process really gets."""
+    effective = effective_scheduler(env)
+    policy, scheduler = env.get("XSCHED_POLICY"), env.get("XSCHED_SCHEDULER")
+    findings = []
+    if policy is not None and policy not in POLICIES:
+        why = ("older evaluation scripts wrote GBL; " if policy == "GBL" else "") + \
+            f"XSched 1.2 knows no policy {policy!r} ({', '.join(POLICIES)})"
+        fix = "unset XSCHED_POLICY and use XSCHED_SCHEDULER=GLB with `xserver HPF 50000`"
+        commands = ["unset XSCHED_POLICY", "export XSCHED_SCHEDULER=GLB"]
+        if effective.kind == "app":
+            findings.append(fail(
+                "settings", "xsched", f"XSCHED_POLICY={policy} is not a policy name: nothing is scheduled",
+                f"{why}: it falls through to the app-managed scheduler; {_APP_MANAGED}", fix, commands,
+                variable="XSCHED_POLICY", value=policy, path="XSCHED_POLICY", scheduler=effective.kind))
+        else:
+            findings.append(warn(
+                "settings", "xsched", f"XSCHED_POLICY={policy} is not a policy name (ignored)",
+                f"{why}; {effective.reason}", "unset XSCHED_POLICY", ["unset XSCHED_POLICY"],
+                variable="XSCHED_POLICY", value=policy, path="XSCHED_POLICY", scheduler=effective.kind))
+    elif policy is not None:
+        findings.append(warn(
+            "settings", "xsched", f"XSCHED_POLICY={policy} gives each process a local scheduler",
+            "XSCHED_SCHEDULER is ignored; two processes do not see each other's priorities",
+            "unset XSCHED_POLICY for cross-process priorities (XSCHED_SCHEDULER=GLB + xserver)",
+            ["unset XSCHED_POLICY"], variable="XSCHED_POLICY", value=policy, path="XSCHED_POLICY",
+            scheduler=effective.kind))
+    if scheduler is not None and scheduler not in ("GLB", "APP") and effective.kind == "app":
+        what = ("LCL does not make a local scheduler by itself: without a valid XSCHED_POLICY it falls through "
+                "to the app-managed scheduler" if scheduler == "LCL"
+                else f"{scheduler!r} is not one of {', '.join(SCHEDULERS)}: the app-managed scheduler")
+        findings.append(fail(
+            "settings", "xsched", f"XSCHED_SCHEDULER={scheduler} without a valid XSCHED_POLICY: nothing is scheduled",
+            f"{what}; {_APP_MANAGED}",
+            "use XSCHED_SCHEDULER=GLB with an xserver (`xserver HPF 50000`), or set XSCHED_POLICY (e.g. HPF) "
+            "for a local scheduler in each process", ["export XSCHED_SCHEDULER=GLB"],
+            variable="XSCHED_SCHEDULER", value=scheduler, path="XSCHED_SCHEDULER", scheduler=effective.kind))
+    return findings
+
+
+def _xqueue_findings(env: dict[str, str], platform_name: str | None) -> list[Finding]:
+    """The automatic XQueue knobs: out of range is not refused, the XQueue is just not created."""
+    findings = []
+    threshold_value = env.get("XSCHED_AUTO_XQUEUE_THRESHOLD")
+    threshold = _settings_integer(threshold_value if threshold_value is not None
+                                  else SETTINGS["XSCHED_AUTO_XQUEUE_THRESHOLD"].default)
+    for name in _XQUEUE_KNOBS:
+        value = env.get(name)
+        if value is None:
+            continue
+        spec = SETTINGS[name]
+        number = _settings_integer(value)
+        problem = spec.problem(value)
+        allowed = f"{spec.minimum}..{spec.maximum}"
+        if name == "XSCHED_AUTO_XQUEUE_BATCH_SIZE" and problem is None and threshold is not None \
+                and number is not None and number > threshold:
+            problem = f"{number} exceeds the threshold {threshold}" + (
+                "" if threshold_value is not None else " (the default: XSCHED_AUTO_XQUEUE_THRESHOLD is unset)")
+        if name == "XSCHED_AUTO_XQUEUE_BATCH_SIZE":
+            allowed = f"1..threshold ({threshold if threshold is not None else '?'})"
+        if problem:
+            level = env.get("XSCHED_AUTO_XQUEUE_LEVEL", "1")
+            findings.append(fail(
+                "settings", "xsched", f"{name}={value}: {problem}; the process runs unscheduled",
+                f"{spec.meaning} ({allowed}). XSched does not refuse it: it only warns, once per stream, "
+                f"'fail to auto-create XQueue (level-{level}) for HwQueue ..., err: 2', and runs the process "
+                "unscheduled (exit 0)", f"set {name} within {allowed}",
+                [f"export {name}={_suggested_knob_value(name, threshold)}"], variable=name, value=value, path=name))
+        elif name == "XSCHED_AUTO_XQUEUE_LEVEL" and platform_name == "hip" \
+                and number in _HIP_LEVELS_NOT_IMPLEMENTED:
+            findings.append(fail(
+                "settings", "xsched", f"{name}={value}: HIP implements level 1 only",
+                "HIP implements level 1 only (levels 2-3: not yet implemented): no XQueue of this level is "
+                "created and the process runs unscheduled", f"set {name}=1", [f"export {name}=1"],
+                variable=name, value=value, path=name))
+    return findings
+
+
+def _suggested_knob_value(name: str, threshold: int | None) -> str:
+    if name == "XSCHED_AUTO_XQUEUE_LEVEL":
+        return "1"
+    if name == "XSCHED_AUTO_XQUEUE_BATCH_SIZE" and threshold is not None and threshold >= 1:
+        return str(max(1, threshold // 2))
+    return SETTINGS[name].default or "1"
 
 
 @check("settings", "xsched", "XSched settings in the environment")
 def check_settings(context: DoctorContext) -> list[Finding]:
+    """Lint of the XSCHED_* variables by what XSched 1.2 really does with them (XSCHED-FACTS 1, 7)."""
+    env = context.environment
+    install = context.install
     findings = []
-    for name, value in sorted(context.environment.items()):
+    for name, value in sorted(env.items()):
         if not name.startswith("XSCHED_"):
             continue
         if is_runtime_lib_variable(name):
@@ -196,30 +343,14 @@ def check_settings(context: DoctorContext) -> list[Finding]:
                                  "XSched ignores it (a typo?)", f"known settings: {', '.join(SETTINGS)}",
                                  variable=name, value=value))
             continue
-        if name == "XSCHED_POLICY":
-            if value == "GBL":
-                findings.append(fail(
-                    "settings", "xsched", "XSCHED_POLICY=GBL is not a policy name",
-                    "older evaluation scripts wrote GBL; XSched reads XSCHED_POLICY as the policy of a LOCAL "
-                    "scheduler, so cross-process priorities do not apply",
-                    "unset XSCHED_POLICY and use XSCHED_SCHEDULER=GLB with `xserver HPF 50000`",
-                    ["unset XSCHED_POLICY", "export XSCHED_SCHEDULER=GLB"], variable=name, value=value, path=name))
-            else:
-                findings.append(warn(
-                    "settings", "xsched", f"XSCHED_POLICY={value} gives each process a local scheduler",
-                    "XSCHED_SCHEDULER is ignored; two processes do not see each other's priorities",
-                    "unset XSCHED_POLICY for cross-process priorities (XSCHED_SCHEDULER=GLB + xserver)",
-                    ["unset XSCHED_POLICY"], variable=name, value=value, path=name))
-            continue
+        if name in ("XSCHED_POLICY", "XSCHED_SCHEDULER") or name in _XQUEUE_KNOBS:
+            continue  # judged below, by their effect
         problem = spec.problem(value)
         if problem:
             findings.append(fail("settings", "xsched", f"{name}: {problem}", spec.meaning,
                                  f"set {name} to a valid value", variable=name, value=value, path=name))
-    threshold = context.environment.get("XSCHED_AUTO_XQUEUE_THRESHOLD")
-    batch = context.environment.get("XSCHED_AUTO_XQUEUE_BATCH_SIZE")
-    if threshold and batch and threshold.isdigit() and batch.isdigit() and int(batch) > int(threshold):
-        findings.append(fail("settings", "xsched", "XSCHED_AUTO_XQUEUE_BATCH_SIZE exceeds the threshold",
-                             f"batch {batch} > threshold {threshold}", "keep 1 <= batch size <= threshold"))
+    findings.extend(_scheduler_findings(env))
+    findings.extend(_xqueue_findings(env, install.platform.name if install is not None else None))
     if not findings:
         findings.append(ok("settings", "xsched", "no conflicting XSched settings in the target's environment"))
     return findings
