@@ -24,15 +24,11 @@ int CudaCommand::Synchronize() { return 0; }
 extern "C" const char *xsched_hal_cuda_version() { return XSCHED_HAL_VERSION; }
 namespace {
 
-// The NVIDIA container folders, then the system library folders.
-const char *const kDriverCandidates[] = {
-    "/usr/local/nvidia/lib64/libcuda.so.1", "/usr/local/cuda/compat/libcuda.so.1",
-    "/usr/lib64/libcuda.so.1",              "/lib/x86_64-linux-gnu/libcuda.so.1",
-    "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
-};
+// CUDA has no platform folders of its own: /usr/local/nvidia/lib64 is never searched.
+const char *const kNames[] = {"libcuda.so", "libcuda.so.1"};
 
 const xsched_like::RuntimeLookup kDriver = {
-    "CUDA", "XSCHED_CUDA_LIB", kDriverCandidates, sizeof(kDriverCandidates) / sizeof(kDriverCandidates[0]),
+    "XSCHED_CUDA_LIB", nullptr, 0, kNames, sizeof(kNames) / sizeof(kNames[0]),
     "xsched_shim_cuda_version", "cuInit", 100 /* CUDA_ERROR_NO_DEVICE */,
 };
 

@@ -24,16 +24,13 @@ int HipCommand::Synchronize() { return 0; }
 extern "C" const char *xsched_hal_hip_version() { return XSCHED_HAL_VERSION; }
 namespace {
 
-// ROCm's folder, then the system library folders (Debian's libamdhip64-5 has only the .so.5 name).
-const char *const kRuntimeCandidates[] = {
-    "/opt/rocm/lib/libamdhip64.so",
-    "/lib/x86_64-linux-gnu/libamdhip64.so",   "/usr/lib/x86_64-linux-gnu/libamdhip64.so",
-    "/lib/x86_64-linux-gnu/libamdhip64.so.6", "/usr/lib/x86_64-linux-gnu/libamdhip64.so.6",
-    "/lib/x86_64-linux-gnu/libamdhip64.so.5", "/usr/lib/x86_64-linux-gnu/libamdhip64.so.5",
-};
+const char *const kPlatformDirs[] = {"/opt/rocm/lib"};
+// libamdhip64.so as XSched names it; .so.6 and .so.5 are this project's assumption (Debian's
+// libamdhip64-5 in the sandbox has only the .so.5 name).
+const char *const kNames[] = {"libamdhip64.so", "libamdhip64.so.6", "libamdhip64.so.5"};
 
 const xsched_like::RuntimeLookup kRuntime = {
-    "HIP", "XSCHED_HIP_LIB", kRuntimeCandidates, sizeof(kRuntimeCandidates) / sizeof(kRuntimeCandidates[0]),
+    "XSCHED_HIP_LIB", kPlatformDirs, 1, kNames, sizeof(kNames) / sizeof(kNames[0]),
     "xsched_shim_hip_version", "hipInit", 100 /* hipErrorNoDevice */,
 };
 

@@ -37,3 +37,9 @@ private:
 }  // namespace xsched
 
 extern "C" const char *xsched_preempt_version();
+
+// The client side of XSched's scheduling (preempt.cpp). At load time libpreempt.so picks the
+// process's scheduler from XSCHED_POLICY / XSCHED_SCHEDULER and, for the global one, connects
+// to the xserver. The shims call this for every hardware queue they see (the runtime's default
+// queue at init, each created stream): with XSCHED_AUTO_XQUEUE=ON it creates an XQueue for it.
+extern "C" void xsched_like_auto_xqueue(const char *platform, const void *hw_queue);

@@ -3,7 +3,7 @@
 // base of LaunchCommand's typeinfo) and its vtable (cuCtxSynchronize constructs a plain
 // CudaCommand), so the loader must find both in libhalcuda.so. The install's softlinks
 // lib/libcuda.so and lib/libcuda.so.1 point here: with the lib folder first on LD_LIBRARY_PATH,
-// a program that loads libcuda.so.1 gets this shim. No constructor runs any code.
+// a program that loads libcuda.so.1 gets this shim. The scheduler is chosen when libpreempt.so loads (preempt.cpp).
 #include <cstddef>
 
 #include "hal_cuda.h"
@@ -44,7 +44,11 @@ constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
 extern "C" {
 
 // Forwarded to the real driver through the HAL, as XSched does.
-CUresult cuInit(unsigned int flags) { return xsched_hal_cuda_init(flags); }
+CUresult cuInit(unsigned int flags) {
+    const CUresult status = xsched_hal_cuda_init(flags);
+    xsched_like_auto_xqueue("CUDA", &DefaultQueue());  // the context's default stream
+    return status;
+}
 
 CUresult cuDriverGetVersion(int *version) {
     if (version == nullptr) return CUDA_ERROR_INVALID_VALUE;
@@ -60,7 +64,10 @@ CUresult cuDeviceGetCount(int *count) {
 
 CUresult cuStreamCreate(CUstream *stream, unsigned int) {
     if (stream == nullptr) return CUDA_ERROR_INVALID_VALUE;
-    *stream = nullptr;
+    static char streams[64];
+    static unsigned next_stream = 0;
+    *stream = &streams[next_stream++ % sizeof(streams)];
+    xsched_like_auto_xqueue("CUDA", *stream);
     return CUDA_SUCCESS;
 }
 

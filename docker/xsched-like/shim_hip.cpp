@@ -1,8 +1,8 @@
 // The HIP shim of the XSched-like install: exports a handful of hip* entry points with trivial
 // bodies. It uses HipCommand's typeinfo (dynamic_cast, and as the base of LaunchCommand's
 // typeinfo) and its vtable (hipDeviceSynchronize constructs a plain HipCommand), so the loader
-// must find both in libhalhip.so when the shim is loaded. Loading it does nothing else:
-// no constructor runs any code, so any program still works with it preloaded.
+// must find both in libhalhip.so when the shim is loaded. Loading it also
+// starts XSched's client side: the scheduler is chosen when libpreempt.so loads (preempt.cpp), as XSched's is.
 #include <cstddef>
 
 #include "hal_hip.h"
@@ -42,7 +42,11 @@ constexpr hipError_t hipErrorNoDevice = 100;
 extern "C" {
 
 // Forwarded to the real runtime through the HAL, as XSched does.
-hipError_t hipInit(unsigned int flags) { return xsched_hal_hip_init(flags); }
+hipError_t hipInit(unsigned int flags) {
+    const hipError_t status = xsched_hal_hip_init(flags);
+    xsched_like_auto_xqueue("HIP", &DefaultQueue());  // the runtime's default stream
+    return status;
+}
 
 hipError_t hipGetDeviceCount(int *count) {
     if (count == nullptr) return hipErrorInvalidValue;
@@ -62,7 +66,10 @@ hipError_t hipMemcpy(void *, const void *, std::size_t, int) { return hipErrorNo
 
 hipError_t hipStreamCreate(hipStream_t *stream) {
     if (stream == nullptr) return hipErrorInvalidValue;
-    *stream = nullptr;
+    static char streams[64];
+    static unsigned next_stream = 0;
+    *stream = &streams[next_stream++ % sizeof(streams)];
+    xsched_like_auto_xqueue("HIP", *stream);
     return hipSuccess;
 }
 
