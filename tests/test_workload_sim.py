@@ -1,14 +1,17 @@
 """The workload on this host with the simulated device: real python3 subprocesses, real timing.
 
 The XSched path is exercised with real evidence: a shared object named libshimhip.so built with
-gcc and preloaded, the XSCHED_* variables in the role's own environment, and a TCP listener as
-the xserver. The device reads /proc/<pid>/maps and environ itself.
+gcc and preloaded, the XSCHED_* variables in the role's own environment, and an HTTP server in
+the test standing in for the xserver (``GET /policy``, ``GET /xqueues``, as XSched 1.2's). The
+device reads /proc/<pid>/maps and environ itself and asks that server which XQueues it has.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -23,11 +26,19 @@ import pytest
 from xsched_ops.profiles import load_profile
 from xsched_ops.workload import SOURCE_DIR, launcher_argv
 from xsched_ops.workload.spec import build_spec
+from xsched_ops.xsched_settings import effective_scheduler
 
 sys.path.insert(0, str(SOURCE_DIR.parent))
 from xsched_ops_workload.arrivals import arrival_trace  # noqa: E402
-from xsched_ops_workload.evidence import shim_paths_from_maps  # noqa: E402
-from xsched_ops_workload.simdevice import decide_xsched  # noqa: E402
+from xsched_ops_workload.events import EventLog  # noqa: E402
+from xsched_ops_workload.evidence import read_environ, read_maps, shim_paths_from_maps  # noqa: E402
+from xsched_ops_workload.simdevice import (  # noqa: E402
+    SimDevice,
+    SimQueueClient,
+    XServerUnavailable,
+    decide_xsched,
+    query_xserver,
+)
 
 MAIN = str(SOURCE_DIR / "__main__.py")
 
@@ -71,30 +82,113 @@ def fake_shim(tmp_path_factory) -> str:
     return str(library)
 
 
-@pytest.fixture()
-def xserver_port():
-    """A TCP listener standing in for xserver: accepts and replies a status line."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    stopping = threading.Event()
+class FakeXServer:
+    """XSched's xserver as the device sees it: HTTP, no greeting, ``/policy`` and ``/xqueues``.
 
-    def serve():
-        server.settimeout(0.2)
-        while not stopping.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
+    ``processes`` and ``xqueues`` are served as set by the test. With ``auto`` it also does what
+    the shim and the xserver do together for a real client: every process on this host that maps
+    a libshim*.so and gets the global scheduler (``effective_scheduler``) is listed as connected
+    and, with XSCHED_AUTO_XQUEUE=ON and a level 1..3, with one XQueue carrying its environment's
+    knobs.
+    """
+
+    def __init__(self, auto: bool = True, policy: int = 1) -> None:
+        self.auto = auto
+        self.policy = policy
+        self.processes: list[dict] = []
+        self.xqueues: list[dict] = []
+        self.requests: list[str] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                fake.requests.append(self.path)
+                if self.path == "/policy":
+                    body = {"policy": fake.policy}
+                elif self.path == "/xqueues":
+                    body = fake.view()
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        self._stopped = False
+
+    def view(self) -> dict:
+        processes, xqueues = list(self.processes), list(self.xqueues)
+        if self.auto:
+            auto_processes, auto_xqueues = self._clients_on_this_host()
+            processes += auto_processes
+            xqueues += auto_xqueues
+        return {"processes": processes, "xqueues": xqueues}
+
+    @staticmethod
+    def _clients_on_this_host() -> tuple[list[dict], list[dict]]:
+        processes, xqueues = [], []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
                 continue
-            with conn:
-                conn.sendall(b"xserver HPF ready\n")
+            pid = int(entry)
+            try:
+                env = read_environ(pid)
+                if effective_scheduler(env).kind != "global" or not shim_paths_from_maps(read_maps(pid)):
+                    continue
+            except (OSError, ValueError):
+                continue
+            processes.append({"pid": pid, "cmdline": "?"})
+            try:
+                level = int(env.get("XSCHED_AUTO_XQUEUE_LEVEL") or 1)
+            except ValueError:
+                level = 0
+            if env.get("XSCHED_AUTO_XQUEUE") != "ON" or level not in (1, 2, 3):
+                continue
+            xqueues.append({"pid": pid, "handle": hex(pid << 36), "device": 0, "level": level,
+                            "priority": int(env.get("XSCHED_AUTO_XQUEUE_PRIORITY") or 0),
+                            "threshold": int(env.get("XSCHED_AUTO_XQUEUE_THRESHOLD") or 16),
+                            "batch_size": int(env.get("XSCHED_AUTO_XQUEUE_BATCH_SIZE") or 8),
+                            "ready": False, "suspended": False})
+        return processes, xqueues
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stopping.set()
-    thread.join()
-    server.close()
+    def stop(self) -> None:
+        """The xserver dies: its port stops answering (connections refused)."""
+        if not self._stopped:
+            self._stopped = True
+            self.server.shutdown()
+            self.server.server_close()
+            self._thread.join(timeout=5)
+
+
+@pytest.fixture()
+def fake_xserver():
+    server = FakeXServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def xserver_port(fake_xserver) -> int:
+    return fake_xserver.port
+
+
+def free_port() -> int:
+    """A port nobody listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def xsched_env(shim: str | None, priority: int, threshold: int, batch_size: int, **extra) -> dict[str, str]:
@@ -125,17 +219,139 @@ def test_shim_detection_from_maps_text():
     assert shim_paths_from_maps(maps) == ["/opt/x/lib/libshimhip.so", "/opt/x/lib/libshimcuda.so.1"]
 
 
+SHIM = ["/x/libshimhip.so"]
+
+
+def listing(pid: int, **fields) -> dict:
+    """An xserver's /xqueues answer with one XQueue of ``pid``."""
+    xqueue = {"pid": pid, "handle": "0x1", "device": 0, "priority": 0, "level": 1, "threshold": 16,
+              "batch_size": 8, "ready": False, "suspended": False, **fields}
+    return {"processes": [{"pid": pid, "cmdline": "python3 role"}], "xqueues": [xqueue]}
+
+
+def refused():
+    raise XServerUnavailable("ConnectionRefusedError: [Errno 111] Connection refused")
+
+
+def never_called():
+    raise AssertionError("the xserver must not be asked for this decision")
+
+
 def test_decision_needs_every_piece_of_evidence():
     env = xsched_env(None, 1, 16, 8)
-    answering = lambda: (True, "ready")  # noqa: E731
-    silent = lambda: (False, "ConnectionRefusedError")  # noqa: E731
-    assert decide_xsched(["/x/libshimhip.so"], env, 1, answering)["xsched_active"]
-    assert not decide_xsched([], env, 1, answering)["xsched_active"]
-    assert not decide_xsched(["/x/libshimhip.so"], env, 1, silent)["xsched_active"]
-    assert not decide_xsched(["/x/libshimhip.so"], {**env, "XSCHED_AUTO_XQUEUE": "OFF"}, 1, answering)["xsched_active"]
-    assert not decide_xsched(["/x/libshimhip.so"], {**env, "XSCHED_POLICY": "GBL"}, 1, answering)["xsched_active"]
-    local = decide_xsched(["/x/libshimhip.so"], {**env, "XSCHED_POLICY": "HPF"}, 77, silent)
-    assert local["xsched_active"] and local["scope"] == "local:77"
+    listed = lambda: listing(1, priority=1)  # noqa: E731
+    assert decide_xsched(SHIM, env, 1, listed)["xsched_active"]
+    assert not decide_xsched([], env, 1, never_called)["xsched_active"]
+    assert not decide_xsched(SHIM, env, 1, refused)["xsched_active"]
+    local = decide_xsched(SHIM, {**env, "XSCHED_POLICY": "HPF"}, 77, never_called)
+    assert local["xsched_active"] and local["scope"] == "local:77" and local["evidence"] == "environment"
+    assert local["priority"] == 1 and local["scheduler"] == "local"
+    assert not decide_xsched(SHIM, {**env, "XSCHED_POLICY": "HPF", "XSCHED_AUTO_XQUEUE": "OFF"}, 77,
+                             never_called)["xsched_active"]
+
+
+def test_glb_takes_the_xserver_s_priority(fake_xserver):
+    # The environment says priority 1; the xserver's XQueue has 5: the scheduler's view wins.
+    fake_xserver.auto = False
+    fake_xserver.processes = [{"pid": 4242, "cmdline": "python3 role"}]
+    fake_xserver.xqueues = [{"pid": 4242, "handle": "0xa", "device": 0, "priority": 5, "level": 1,
+                             "threshold": 12, "batch_size": 3, "ready": False, "suspended": False},
+                            {"pid": 4242, "handle": "0xb", "device": 0, "priority": 6, "level": 1,
+                             "threshold": 12, "batch_size": 3, "ready": False, "suspended": False},
+                            {"pid": 99, "handle": "0xc", "device": 0, "priority": 9, "level": 1,
+                             "threshold": 1, "batch_size": 1, "ready": False, "suspended": False}]
+    decision = decide_xsched(SHIM, xsched_env(None, 1, 16, 8), 4242,
+                             lambda: query_xserver("127.0.0.1", fake_xserver.port),
+                             f"127.0.0.1:{fake_xserver.port}")
+    assert decision["xsched_active"] and decision["scope"] == "global" and decision["evidence"] == "xserver"
+    assert (decision["priority"], decision["threshold"], decision["batch_size"]) == (5, 12, 3)
+    assert decision["xqueues"] == 2
+    assert "differ in priority" in decision["reason"] and "the xserver has 5" in decision["reason"]
+    assert "/xqueues" in fake_xserver.requests
+
+
+def test_glb_pid_not_listed_is_inactive(fake_xserver):
+    fake_xserver.auto = False
+    fake_xserver.xqueues = listing(99)["xqueues"]
+    query = lambda: query_xserver("127.0.0.1", fake_xserver.port)  # noqa: E731
+    started = time.monotonic()
+    decision = decide_xsched(SHIM, xsched_env(None, 1, 16, 8), 4242, query, wait_s=0.5)
+    assert time.monotonic() - started >= 0.5  # it waited for the asynchronous registration
+    assert not decision["xsched_active"] and decision["evidence"] == "xserver"
+    assert "the xserver never saw process 4242 connect" in decision["reason"]
+    # Connected, but no XQueue: the environment says why, and nothing is waited for.
+    fake_xserver.processes = [{"pid": 4242, "cmdline": "python3 role"}]
+    level7 = decide_xsched(SHIM, xsched_env(None, 1, 16, 8, XSCHED_AUTO_XQUEUE_LEVEL="7"), 4242, query, wait_s=30)
+    assert not level7["xsched_active"]
+    assert "connected to the xserver but created no XQueue (XSCHED_AUTO_XQUEUE=ON, level 7" in level7["reason"]
+    off = decide_xsched(SHIM, xsched_env(None, 1, 16, 8, XSCHED_AUTO_XQUEUE="OFF"), 4242, query, wait_s=30)
+    assert not off["xsched_active"] and "XSCHED_AUTO_XQUEUE is not ON" in off["reason"]
+
+
+def test_glb_registration_that_arrives_late_is_waited_for():
+    answers = iter([{"processes": [], "xqueues": []}, {"processes": [], "xqueues": []}, listing(7, priority=3)])
+    decision = decide_xsched(SHIM, xsched_env(None, 3, 16, 8), 7, lambda: next(answers), wait_s=5, poll_s=0.01)
+    assert decision["xsched_active"] and decision["priority"] == 3
+
+
+def test_glb_with_the_port_closed_is_inactive():
+    port = free_port()
+    decision = decide_xsched(SHIM, xsched_env(None, 1, 16, 8), 4242, lambda: query_xserver("127.0.0.1", port),
+                             f"127.0.0.1:{port}")
+    assert not decision["xsched_active"] and decision["evidence"] == "xserver"
+    assert decision["reason"].startswith(f"XSCHED_SCHEDULER=GLB but no xserver answers on 127.0.0.1:{port}: ")
+
+
+def test_a_port_that_greets_instead_of_http_is_no_xserver():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+
+        def greet():
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"xserver HPF ready\n")
+
+        thread = threading.Thread(target=greet, daemon=True)
+        thread.start()
+        decision = decide_xsched(SHIM, xsched_env(None, 1, 16, 8), 1, lambda: query_xserver("127.0.0.1", port),
+                                 f"127.0.0.1:{port}")
+        thread.join(timeout=5)
+    assert not decision["xsched_active"] and "no xserver answers on" in decision["reason"]
+
+
+def test_lcl_without_policy_is_app_managed():
+    env = xsched_env(None, 1, 16, 8, XSCHED_SCHEDULER="LCL")
+    decision = decide_xsched(SHIM, env, 1, never_called)
+    assert not decision["xsched_active"] and decision["scheduler"] == "app"
+    assert "app-managed" in decision["reason"]
+
+
+def test_policy_gbl_is_no_policy():
+    for extra in ({"XSCHED_SCHEDULER": "APP"}, {"XSCHED_SCHEDULER": "LCL"}):
+        env = xsched_env(None, 1, 16, 8, XSCHED_POLICY="GBL", **extra)
+        decision = decide_xsched(SHIM, env, 1, never_called)
+        assert not decision["xsched_active"] and decision["scheduler"] == "app"
+    env = xsched_env(None, 1, 16, 8, XSCHED_POLICY="GBL")
+    del env["XSCHED_SCHEDULER"]
+    assert not decide_xsched(SHIM, env, 1, never_called)["xsched_active"]
+    # With XSCHED_SCHEDULER=GLB the invalid policy is ignored: the global scheduler decides.
+    with_glb = decide_xsched(SHIM, xsched_env(None, 1, 16, 8, XSCHED_POLICY="GBL"), 1, lambda: listing(1))
+    assert with_glb["xsched_active"] and with_glb["scope"] == "global"
+
+
+def test_local_level_out_of_range_creates_no_xqueue():
+    for level in ("0", "4", "7", "x"):
+        env = xsched_env(None, 1, 16, 8, XSCHED_POLICY="HPF", XSCHED_AUTO_XQUEUE_LEVEL=level)
+        decision = decide_xsched(["/x/libshimcuda.so"], env, 1, never_called)
+        assert not decision["xsched_active"] and "creates no XQueue" in decision["reason"], level
+    cuda2 = decide_xsched(["/x/libshimcuda.so"], xsched_env(None, 1, 16, 8, XSCHED_POLICY="HPF",
+                                                            XSCHED_AUTO_XQUEUE_LEVEL="2"), 1, never_called)
+    assert cuda2["xsched_active"] and cuda2["level"] == 2
+    hip2 = decide_xsched(SHIM, xsched_env(None, 1, 16, 8, XSCHED_POLICY="HPF", XSCHED_AUTO_XQUEUE_LEVEL="2"), 1,
+                         never_called)
+    assert not hip2["xsched_active"] and "HIP implements level 1 only" in hip2["reason"]
 
 
 # -- end to end -----------------------------------------------------------------------------------
@@ -203,15 +419,76 @@ def test_local_policy_gives_no_cross_process_priority(tmp_path, fake_shim, xserv
 
 
 def test_glb_without_xserver_stays_native(tmp_path, fake_shim):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        free_port = probe.getsockname()[1]
-    spec = sim_spec(tmp_path, overrides=[f"xsched.xserver_port={free_port}"], duration=2, role_env={
+    port = free_port()
+    spec = sim_spec(tmp_path, overrides=[f"xsched.xserver_port={port}"], duration=2, role_env={
         "high": xsched_env(fake_shim, 1, 16, 8), "low": xsched_env(fake_shim, 0, 4, 2)})
     assert run_workload(tmp_path, spec).returncode == 0
     start = next(e for e in read_events(tmp_path / "out", "high") if e["event"] == "start")
     assert start["xsched"]["shim_mapped"] and not start["sim"]["xsched_active"]
-    assert "xserver does not answer" in start["sim"]["reason"]
+    assert f"no xserver answers on 127.0.0.1:{port}" in start["sim"]["reason"]
+    assert start["sim"]["evidence"] == "xserver"
+
+
+GLB_CLIENT = """
+import json, sys, threading
+sys.path.insert(0, sys.argv[2])
+from xsched_ops_workload.simdevice import SimQueueClient
+client = SimQueueClient(sys.argv[1], "high")
+print(json.dumps(client.decision), flush=True)
+def run(tag):
+    client.run([0.01, 0.01])
+    print("done " + tag, flush=True)
+for line in sys.stdin:
+    threading.Thread(target=run, args=(line.strip(),), daemon=True).start()
+"""
+
+
+def test_dead_xserver_hangs_global_queues_only(tmp_path, fake_shim, fake_xserver):
+    socket_path = str(tmp_path / "dev.sock")
+    device_log = tmp_path / "device.jsonl"
+    device = SimDevice(socket_path, "127.0.0.1", fake_xserver.port, EventLog(str(device_log)))
+    device_thread = threading.Thread(target=device.serve_forever, daemon=True)
+    device_thread.start()
+    env = {**os.environ, **xsched_env(fake_shim, 1, 16, 8)}
+    client = subprocess.Popen([sys.executable, "-c", GLB_CLIENT, socket_path, str(SOURCE_DIR.parent)], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in client.stdout], daemon=True).start()
+    native = None
+    try:
+        decision = json.loads(lines.get(timeout=20))
+        assert decision["xsched_active"] and decision["scope"] == "global" and decision["evidence"] == "xserver"
+        client.stdin.write("before\n")
+        client.stdin.flush()
+        assert lines.get(timeout=10) == "done before"  # served while the xserver lives
+        native = SimQueueClient(socket_path, "low")  # this test process: no shim, a native queue
+        assert native.decision["xsched_active"] is False
+
+        fake_xserver.stop()
+        deadline = time.monotonic() + 10
+        lost = []
+        while not lost and time.monotonic() < deadline:
+            lost = [e for e in map(json.loads, device_log.read_text().splitlines()) if e["event"] == "xserver_lost"]
+            time.sleep(0.05)
+        assert len(lost) == 1 and [q["role"] for q in lost[0]["queues"]] == ["high"]
+
+        client.stdin.write("after\n")
+        client.stdin.flush()
+        native_done = threading.Event()
+        threading.Thread(target=lambda: (native.run([0.01, 0.01]), native_done.set()), daemon=True).start()
+        assert native_done.wait(timeout=10)  # the native queue keeps running
+        with pytest.raises(queue.Empty):
+            lines.get(timeout=1.5)  # the global queue's request hangs
+        assert client.poll() is None
+    finally:
+        client.kill()
+        client.wait(timeout=10)
+        if native is not None:
+            native.close()
+        device.stop()
+        device_thread.join(timeout=10)
+    assert not device_thread.is_alive()
+    assert json.loads(device_log.read_text().splitlines()[-1])["xserver_lost"] is True
 
 
 @pytest.mark.parametrize("placement", ["streams", "shared-stream", "priority-streams"])
