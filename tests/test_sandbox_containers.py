@@ -130,14 +130,13 @@ def test_stale_ipc_state_is_there(sandbox_name: Callable[[str], str]) -> None:
         assert target.exec(["pgrep", "-x", "xserver"], env={"PATH": "/usr/bin:/bin"}, timeout=30).exit_code == 1
 
 
-XSERVER_POLL = """
-import socket, sys, time
+XSERVER_POLICY = """
+import sys, time, urllib.request
 deadline = time.monotonic() + 10
 while True:
     try:
-        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as connection:
-            print(connection.makefile().readline().strip())
-            break
+        print(urllib.request.urlopen("http://127.0.0.1:%s/policy" % sys.argv[1], timeout=2).read().decode())
+        break
     except OSError:
         if time.monotonic() > deadline:
             raise
@@ -145,27 +144,26 @@ while True:
 """
 
 
-def test_xserver_answers_in_sandbox(sandbox_name: Callable[[str], str]) -> None:
+def test_xserver_running_scenario_holds_sigint_and_stops_on_sigquit(sandbox_name: Callable[[str], str]) -> None:
+    """An xserver started in the background by a script ignores SIGINT (XSCHED-FACTS.md section 4)."""
     name = sandbox_name("xserver")
-    create_sandbox(name, "ok")
+    create_sandbox(name, "xserver-running")
     environment = {"PATH": "/usr/bin:/bin"}
     with ContainerTarget.open(name) as target:
-        started = target.exec(["sh", "-c", f"{scenarios.XSERVER} HPF 50000 > /tmp/xserver.log 2>&1 &"],
-                              env=environment, timeout=30)
-        assert started.exit_code == 0
-        reply = target.exec(["python3", "-c", XSERVER_POLL, "50000"], env=environment, timeout=30)
-        assert reply.stdout.strip() == "XSERVER HPF OK", reply.stderr
-        listening = target.exec(["ss", "-ltnH"], env=environment, timeout=30)
-        assert ":50000" in listening.stdout
-        assert target.exec(["pkill", "-TERM", "-x", "xserver"], env=environment, timeout=30).exit_code == 0
+        reply = target.exec(["python3", "-c", XSERVER_POLICY, "50000"], env=environment, timeout=30)
+        assert reply.stdout.strip() == '{"policy" : 1}', reply.stderr
+        assert "0x00000001" in target.exec(["ipcs", "-q"], env=environment, timeout=30).stdout
+        assert target.exec(["pkill", "-INT", "-x", "xserver"], env=environment, timeout=30).exit_code == 0
+        time.sleep(1)
+        assert target.exec(["pgrep", "-x", "xserver"], env=environment, timeout=30).exit_code == 0
+        assert target.exec(["pkill", "-QUIT", "-x", "xserver"], env=environment, timeout=30).exit_code == 0
         deadline = time.monotonic() + 10
         while target.exec(["pgrep", "-x", "xserver"], env=environment, timeout=30).exit_code == 0:
-            assert time.monotonic() < deadline, "xserver did not stop on SIGTERM"
+            assert time.monotonic() < deadline, "xserver did not stop on SIGQUIT"
             time.sleep(0.1)
+        assert "0x00000001" not in target.exec(["ipcs", "-q"], env=environment, timeout=30).stdout
         log = target.read_file("/tmp/xserver.log").decode()
-    assert "listening on 0.0.0.0:50000" in log
-    assert "connection 1 from 127.0.0.1" in log
-    assert "stopping after 1 connections" in log
+    assert "scheduler created with policy HPF" in log and "HTTP server listening on port 50000" in log
 
 
 def test_name_collision_and_removal_rules(sandbox_name: Callable[[str], str], sandbox_image: str,

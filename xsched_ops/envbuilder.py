@@ -25,7 +25,7 @@ from xsched_ops.elf.ldcache import read_ld_so_cache
 from xsched_ops.ld_env import split_path_list, split_preload
 from xsched_ops.target.fs import TargetFS
 from xsched_ops.xsched_install import XSchedInstall
-from xsched_ops.xsched_settings import POLICIES, RoleScheduling
+from xsched_ops.xsched_settings import POLICIES, SETTINGS, RoleScheduling, effective_scheduler
 
 Route = Literal["preload", "libpath"]
 
@@ -216,6 +216,16 @@ def build_environment(
     elif policy is not None and scheduling is not None and scheduling.scheduler == "GLB":
         put("XSCHED_POLICY", None,
             "XSCHED_POLICY makes the scheduler local: priorities would not apply across processes")
+    # XSched does not refuse bad settings; it runs the process unscheduled (XSCHED-FACTS.md
+    # section 1). Such a value goes: without it XSched uses its default.
+    scheduler = env.get("XSCHED_SCHEDULER")
+    if scheduler is not None and scheduler != "GLB" and effective_scheduler(env).kind == "app":
+        put("XSCHED_SCHEDULER", None, f"XSCHED_SCHEDULER={scheduler} without a valid XSCHED_POLICY falls through to "
+                                      "the app-managed scheduler: nothing would be scheduled")
+    for name, spec in SETTINGS.items():
+        value = env.get(name)
+        if name.startswith("XSCHED_AUTO_XQUEUE_") and value is not None and spec.problem(value):
+            put(name, None, f"{name}: {spec.problem(value)}; XSched would only warn and run unscheduled")
     if scheduling is not None:
         for name, value in scheduling.as_environment().items():
             put(name, value, f"role {role or '?'}: XSched setting")

@@ -77,8 +77,9 @@ def fix_and_rerun_command(
     with open_target(container, local, common.STATE.docker_host) as target:
         outcome = fix_and_rerun(target, options, console, allow_lib_changes, on_doctor=show_doctor)
     if not as_json:
-        console.print(f"verified with a real load ({outcome.verification_env_method} environment): "
+        console.print(f"verified with a real load ({outcome.verification.env_method} environment): "
                       "the shim is mapped in python3")
+        console.print(f"scheduler: {outcome.verification.scheduler}")
         for note in outcome.notes:
             console.print(note)
     extra = {

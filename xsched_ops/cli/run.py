@@ -87,6 +87,11 @@ def finish(outcome: RunOutcome, as_json: bool, no_report: bool, extra: dict | No
                         "achieved_rate": t.high.achieved_rate if t.high else None,
                         "low_iter_per_s": t.low.iter_per_s if t.low else None,
                         "shim_mapped": {role: ev.shim_mapped for role, ev in t.roles.items()},
+                        "scheduler": ({"xserver_end": t.meta.scheduler.xserver_end,
+                                       "roles": {role: {"pid": ev.pid, "connected": ev.scheduler_connected,
+                                                        "priorities": ev.scheduler_priorities}
+                                                 for role, ev in t.roles.items()}}
+                                      if t.meta and t.meta.scheduler and t.meta.scheduler.available else None),
                         "errors": [f.message for f in t.errors()]} for t in result.trials],
             "comparison": ({"version": COMPARISON_VERSION, **comparison.model_dump(mode="json")}
                            if comparison else None),

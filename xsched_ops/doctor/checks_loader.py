@@ -10,7 +10,7 @@ from typing import Any
 from xsched_ops import platforms
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
-from xsched_ops.doctor.ground_truth import libraries_for_route, real_load
+from xsched_ops.doctor.ground_truth import libraries_for_route, real_load, without_global_scheduler
 from xsched_ops.doctor.registry import check
 from xsched_ops.elf.ldcache import read_ld_so_conf
 from xsched_ops.elf.reader import read_elf
@@ -243,7 +243,8 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
     env = environment_under_xsched(context)
     predicted = model(context, env)
     predicted_shim = predicted.object_for(install.shim_path) is not None and predicted.would_start
-    actual = real_load(context.target, env, import_torch=False, load_libraries=probe_libraries(context))
+    load_env, scheduler_note = without_global_scheduler(env)
+    actual = real_load(context.target, load_env, import_torch=False, load_libraries=probe_libraries(context))
     actual_shim = actual.started and actual.has_mapped(install.platform.shim)
     evidence: dict[str, Any] = {"model_would_start": predicted.would_start, "model_shim_loaded": predicted_shim,
                                 "real": actual.as_dict(), "model_fatal_error": predicted.fatal_error}
@@ -258,7 +259,8 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
         findings.append(ok("ground-truth", "loader",
                            f"model and real loader agree: python3 {'starts' if actual.started else 'fails'} "
                            f"with the shim {'mapped' if actual_shim else 'not mapped'}",
-                           "; ".join(actual.loader_messages), **evidence))
+                           "; ".join([*actual.loader_messages, *([scheduler_note] if scheduler_note else [])]),
+                           **evidence))
     built = context.fixed_environment
     if built is not None:
         fixed_libraries = libraries_for_route(install.platform, built.route)
@@ -267,7 +269,8 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
         # must be loadable too (the HAL dlopens it by path), so the probe loads both.
         if built.route == "libpath" and real_runtime:
             fixed_libraries = [*fixed_libraries, real_runtime]
-        fixed = real_load(context.target, built.env, import_torch=torch_present, load_libraries=fixed_libraries)
+        fixed_env, _ = without_global_scheduler(built.env)
+        fixed = real_load(context.target, fixed_env, import_torch=torch_present, load_libraries=fixed_libraries)
         runtime_mapped = True
         if built.route == "libpath" and real_runtime:
             runtime_real_path = context.fs.realpath(real_runtime)

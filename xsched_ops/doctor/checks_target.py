@@ -5,7 +5,8 @@ from __future__ import annotations
 import posixpath
 import shlex
 
-from xsched_ops import platforms
+from xsched_ops import ipc_state, platforms
+from xsched_ops.doctor.checks_loader import python_path
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
 from xsched_ops.doctor.registry import check
@@ -376,18 +377,34 @@ def check_xserver(context: DoctorContext) -> list[Finding]:
     else:
         findings.append(info("xserver", "xsched", f"xserver not running; port {port} is free",
                              "xsched-ops run starts it with the profile's policy and port"))
-    shm_files = probe.get("ipc_shm_files") if isinstance(probe.get("ipc_shm_files"), list) else []
-    segments = probe.get("sysv_shm") if isinstance(probe.get("sysv_shm"), list) else []
-    stale_key = [s for s in segments if s["key"] == f"0x{int(layout.ipc_sysv_key, 16):08x}"]
-    if (shm_files or stale_key) and not running:
-        commands = []
-        if shm_files:
-            commands.append("rm -f " + " ".join(shlex.quote(f) for f in shm_files))
-        if stale_key:
-            commands.append(f"ipcrm --shmem-key {layout.ipc_sysv_key}")
-        findings.append(fail("ipc", "xsched", "stale XSched IPC state with no xserver running",
-                             f"{len(shm_files)} file(s) {layout.ipc_shm_glob}; SysV key {layout.ipc_sysv_key}: "
-                             f"{'present' if stale_key else 'absent'}. A new xserver or process may attach to it",
-                             "remove it (doctor --fix does)", commands, files=shm_files,
-                             path=shm_files[0] if shm_files else layout.ipc_sysv_key, sysv_key_present=bool(stale_key)))
+    findings.extend(ipc_findings(ipc_state.inspect(context.target, python_path(context))))
     return findings
+
+
+def ipc_findings(state: ipc_state.IpcState) -> list[Finding]:
+    """Findings (id "ipc") on XSched's IPC state; stale state is a fail, live state is fine."""
+    layout = platforms.common()
+    if not state.readable:
+        return [info("ipc", "xsched", "XSched IPC state could not be read (/proc/sysvipc/msg)")]
+    problems = []
+    if state.stale_server_queue and state.server_queue is not None:
+        queue = state.server_queue
+        problems.append(f"the xserver's message queue (key {queue.key}, {queue.messages} unread message(s)) is left "
+                        "from an xserver that no longer runs: GLB clients would run unscheduled, silently")
+    stale_clients = state.stale_client_queues
+    if stale_clients:
+        problems.append(f"{len(stale_clients)} client message queue(s) of exited processes (keys "
+                        f"{', '.join(queue.key for queue in stale_clients)})")
+    if state.stale_shm:
+        problems.append(f"older XSched state: {len(state.shm_files)} file(s) {layout.ipc_shm_glob}, SysV shared "
+                        f"memory key {layout.ipc_sysv_key} {'present' if state.shm_key_present else 'absent'}")
+    if not problems:
+        live = "; a live xserver's queue" if state.server_queue is not None else ""
+        return [ok("ipc", "xsched", "no stale XSched IPC state" + live)]
+    first_path = (state.server_queue.key if state.stale_server_queue and state.server_queue
+                  else state.shm_files[0] if state.shm_files else layout.ipc_sysv_key)
+    return [fail("ipc", "xsched", "stale XSched IPC state with no xserver to own it", "; ".join(problems),
+                 "remove it (doctor --fix does; a running xserver's and live clients' state is kept)",
+                 state.removal_commands(), files=state.shm_files, path=first_path,
+                 server_queue_stale=state.stale_server_queue, sysv_key_present=state.shm_key_present,
+                 stale_client_queues=[queue.key for queue in stale_clients])]

@@ -9,21 +9,34 @@ from dataclasses import dataclass, field
 
 from xsched_ops.platforms import Platform
 from xsched_ops.target.base import Target
+from xsched_ops.xsched_settings import effective_scheduler
 
 MARKER = "XSCHED_OPS_MAPS "
 # Loads the libraries named in argv with ctypes (what torch or a CUDA program does with the
 # runtime's soname), imports torch when asked (torch is what loads the runtime), then reads its
 # own memory map. A library that does not load is reported on stderr; the probe goes on.
 _PROBE = """
-import ctypes, json, sys
+import ctypes, json, os, sys
 arguments = sys.argv[1:]
+init_symbol = None
+loaded = None
+print("XSCHED_OPS_PID %d" % os.getpid())
 for name in arguments:
     if name == "--torch":
         continue
+    if name.startswith("--init="):
+        init_symbol = name[len("--init="):]
+        continue
     try:
-        ctypes.CDLL(name)
+        loaded = ctypes.CDLL(name)
     except OSError as err:
         sys.stderr.write("xsched-ops: loading %s failed: %s\\n" % (name, err))
+if init_symbol:
+    # As an application starts its runtime: this is what makes XSched create its first XQueue.
+    try:
+        print("XSCHED_OPS_INIT %d" % getattr(loaded or ctypes.CDLL(None), init_symbol)(0))
+    except AttributeError as err:
+        sys.stderr.write("xsched-ops: %s not found: %s\\n" % (init_symbol, err))
 if "--torch" in arguments:
     try:
         import torch
@@ -48,10 +61,26 @@ LOADER_ERROR_MARKERS = ("symbol lookup error", "xsched-ops: loading", "error whi
                         "version `", "undefined symbol")
 
 
+GLOBAL_SCHEDULER_NOTE = ("checked without XSCHED_SCHEDULER=GLB: a GLB client dies at start-up when no xserver "
+                         "runs, and would join a running one (fix-and-rerun verifies with the xserver running)")
+
+
+def without_global_scheduler(env: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    """``env`` without the GLB setting when it would make the process a global-scheduler client, and why.
+
+    A loader check must not depend on an xserver (XSCHED-FACTS.md section 1: a GLB client with no
+    xserver exits 1 as soon as the shim initialises) nor connect to someone's running one.
+    """
+    if effective_scheduler(env).kind != "global":
+        return dict(env), None
+    return {key: value for key, value in env.items() if key != "XSCHED_SCHEDULER"}, GLOBAL_SCHEDULER_NOTE
+
+
 @dataclass(frozen=True)
 class RealLoad:
     exit_code: int
     started: bool  # python3 ran to the end of the probe
+    pid: int | None = None
     mapped: list[str] = field(default_factory=list)
     loader_messages: list[str] = field(default_factory=list)
     stderr: str = ""
@@ -63,23 +92,28 @@ class RealLoad:
         return next((path for path in self.mapped if posixpath.basename(path) == file_name), None)
 
     def as_dict(self) -> dict[str, object]:
-        return {"exit_code": self.exit_code, "started": self.started, "loader_messages": self.loader_messages,
-                "mapped": self.mapped}
+        return {"exit_code": self.exit_code, "started": self.started, "pid": self.pid,
+                "loader_messages": self.loader_messages, "mapped": self.mapped}
 
 
 def real_load(target: Target, env: Mapping[str, str], import_torch: bool = False, timeout: float = 180,
-              load_libraries: Sequence[str] = ()) -> RealLoad:
-    """Start python3 under ``env``; it loads ``load_libraries`` (ctypes.CDLL, in order), imports
-    torch when asked, and reports every mapped shared object."""
-    argv = ["python3", "-c", _PROBE, *load_libraries] + (["--torch"] if import_torch else [])
+              load_libraries: Sequence[str] = (), call_init: str | None = None) -> RealLoad:
+    """Start python3 under ``env``; it loads ``load_libraries`` (ctypes.CDLL, in order), calls the
+    runtime's entry point ``call_init(0)`` when given (from the last library loaded, else as the
+    process has it), imports torch when asked, and reports its pid and every mapped shared object."""
+    argv = (["python3", "-c", _PROBE, *load_libraries] + ([f"--init={call_init}"] if call_init else [])
+            + (["--torch"] if import_torch else []))
     result = target.exec(argv, env=dict(env), timeout=timeout)
     mapped: list[str] = []
     started = False
+    pid = None
     for line in result.stdout.splitlines():
+        if line.startswith("XSCHED_OPS_PID ") and line.split()[1].isdigit():
+            pid = int(line.split()[1])
         if line.startswith(MARKER):
             mapped = json.loads(line.removeprefix(MARKER))
             started = True
     messages = [line.strip() for line in result.stderr.splitlines()
                 if any(marker in line for marker in LOADER_ERROR_MARKERS)]
-    return RealLoad(exit_code=result.exit_code, started=started, mapped=mapped, loader_messages=messages,
+    return RealLoad(exit_code=result.exit_code, started=started, pid=pid, mapped=mapped, loader_messages=messages,
                     stderr=result.stderr[-4000:])

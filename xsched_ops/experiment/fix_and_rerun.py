@@ -4,7 +4,9 @@
    the target for xsched-ops runs, stale IPC removed, shadowing libraries moved aside only with
    ``--allow-lib-changes``); the checks again;
 2. verification with a real load: the target's python3 started under the role environment the run
-   will use; the shim must be mapped in it (a loader that only warns would run without XSched);
+   will use, with the profile's xserver running (a GLB client dies without one); the shim must be
+   mapped in it (a loader that only warns would run without XSched) and the xserver must see it
+   connect with its XQueue at the role's priority;
 3. the experiment: mode xsched, and baseline too when the results store has no valid baseline of
    this target with the same resolved profile and backend;
 4. the comparison (the caller prints it and applies ``--fail-under``).
@@ -12,21 +14,26 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from rich.console import Console
 
 from xsched_ops.doctor import DoctorContext, Finding, run_checks
 from xsched_ops.doctor.fixes import Action, apply, plan
-from xsched_ops.doctor.ground_truth import RealLoad, libraries_for_route, real_load
+from xsched_ops.doctor.ground_truth import RealLoad, libraries_for_route, real_load, without_global_scheduler
 from xsched_ops.doctor.summary import summarize
 from xsched_ops.errors import InvalidRunError
 from xsched_ops.experiment.environments import base_environment, xsched_role_environment
 from xsched_ops.experiment.orchestrator import ExperimentOptions, RunOutcome, run_experiment
+from xsched_ops.experiment.xserver import XServer
+from xsched_ops.ipc_state import clean_ipc
 from xsched_ops.results import RunResult
+from xsched_ops.results.models import SchedulerView
 from xsched_ops.results.store import list_runs, load_run
 from xsched_ops.target.base import Target
 from xsched_ops.xsched_install import discover
+from xsched_ops.xsched_settings import effective_scheduler
 
 
 @dataclass
@@ -41,8 +48,7 @@ class DoctorPass:
 @dataclass
 class FixOutcome:
     doctor: DoctorPass
-    verification: RealLoad
-    verification_env_method: str
+    verification: Verification
     previous_baseline: RunResult | None
     run: RunOutcome
     notes: list[str] = field(default_factory=list)
@@ -62,24 +68,84 @@ def doctor_and_fix(target: Target, options: ExperimentOptions, allow_lib_changes
     return DoctorPass(before, actions, after, summarize(after), after_context.environment_source)
 
 
-def verify_real_load(target: Target, options: ExperimentOptions) -> tuple[RealLoad, str]:
-    """Start the target's python3 under the high role's XSched environment; refuse when the shim is not mapped."""
+@dataclass
+class Verification:
+    """The verifying load and what the scheduler saw of it."""
+
+    load: RealLoad
+    env_method: str
+    scheduler: str  # one line: what the xserver saw, or why its view is not available
+
+    def as_dict(self) -> dict:
+        return {**self.load.as_dict(), "env_method": self.env_method, "scheduler": self.scheduler}
+
+
+def verify_real_load(target: Target, options: ExperimentOptions) -> Verification:
+    """Start the target's python3 under the high role's exact XSched environment, with the profile's
+    xserver running when the role is a global-scheduler client (a real client dies without one):
+    the shim must be mapped and, with an xserver, the xserver must see the process connect and
+    create its XQueue at the role's priority. Otherwise the run is refused."""
     base = base_environment(target)
     install = discover(target.fs(), base.env, options.xsched_prefix, options.platform)
     role_env = xsched_role_environment(base, install, target.fs(), options.profile, "high", options.route,
                                        repair=options.repair_env)
     route = options.route or install.platform.default_route
-    load = real_load(target, role_env.env, import_torch=options.backend == "torch",
-                     load_libraries=libraries_for_route(install.platform, route))
+    env = dict(role_env.env)
+    hint = ("the fix did not take; see `xsched-ops doctor` for the remaining failures "
+            "(--allow-lib-changes lets the fix move shadowing libraries aside)")
+    xserver: XServer | None = None
+    scheduler_line = ""
+    if effective_scheduler(env).kind == "global":
+        if target.fs().isfile(install.xserver_path):
+            xsched = options.profile.xsched
+            xserver = XServer(target, install.xserver_path, xsched.xserver_policy, xsched.xserver_port,
+                              base.env, f"verify-{uuid.uuid4().hex[:8]}", options.python)
+        else:
+            env, note = without_global_scheduler(env)
+            scheduler_line = f"no xserver at {install.xserver_path}: {note}"
+    else:
+        scheduler_line = f"the scheduler's view is not available: {effective_scheduler(env).reason}"
+    try:
+        if xserver is not None:
+            clean_ipc(target, options.python)
+            xserver.start()
+        load = real_load(target, env, import_torch=options.backend == "torch",
+                         load_libraries=libraries_for_route(install.platform, route),
+                         call_init=install.platform.init_symbol)
+    finally:
+        if xserver is not None:
+            xserver.stop()
+            clean_ipc(target, options.python)
     if not load.has_mapped(install.platform.shim):
         detail = "; ".join(load.loader_messages[:2]) or (load.stderr.strip().splitlines() or ["no output"])[-1]
         raise InvalidRunError(
             f"verification failed: python3 under the computed XSched environment ({role_env.method}) does not map "
-            f"{install.platform.shim} (exit code {load.exit_code}): {detail}",
-            "the fix did not take; see `xsched-ops doctor` for the remaining failures "
-            "(--allow-lib-changes lets the fix move shadowing libraries aside)",
-        )
-    return load, role_env.method
+            f"{install.platform.shim} (exit code {load.exit_code}): {detail}", hint)
+    if xserver is not None:
+        scheduler_line = _scheduler_saw(xserver.view(), load, env)
+        if not scheduler_line.startswith("the xserver saw"):
+            raise InvalidRunError(f"verification failed: {scheduler_line}", hint)
+    return Verification(load, role_env.method, scheduler_line)
+
+
+def _scheduler_saw(view: SchedulerView, load: RealLoad, env: dict[str, str]) -> str:
+    """One line on what the xserver saw of the verifying process; "the xserver saw ..." when all is well."""
+    seen = view.process(load.pid)
+    if seen is None:
+        last = (load.stderr.strip().splitlines() or ["no output"])[-1]
+        return (f"the xserver never saw the verifying python3 (pid {load.pid}, exit code {load.exit_code}) "
+                f"connect: {last}")
+    if not seen.xqueues:
+        return (f"the verifying python3 (pid {load.pid}) connected to the xserver but created no XQueue "
+                f"(XSCHED_AUTO_XQUEUE={env.get('XSCHED_AUTO_XQUEUE', 'unset')}, "
+                f"level {env.get('XSCHED_AUTO_XQUEUE_LEVEL', '1')})")
+    priorities = sorted({queue.priority for queue in seen.xqueues if queue.priority is not None})
+    wanted = env.get("XSCHED_AUTO_XQUEUE_PRIORITY")
+    if wanted is not None and priorities != [int(wanted)]:
+        return (f"the xserver gave the verifying process's XQueues priority {priorities}, not the configured "
+                f"{wanted}")
+    return (f"the xserver saw the verifying python3 (pid {load.pid}) connect and create {len(seen.xqueues)} "
+            f"XQueue(s) at priority {', '.join(map(str, priorities))}; it ended on {view.xserver_end}")
 
 
 def find_valid_baseline(options: ExperimentOptions, target_name: str) -> RunResult | None:
@@ -107,16 +173,16 @@ def fix_and_rerun(target: Target, options: ExperimentOptions, console: Console, 
     doctor = doctor_and_fix(target, options, allow_lib_changes)
     if on_doctor is not None:
         on_doctor(doctor)
-    load, method = verify_real_load(target, options)
+    verification = verify_real_load(target, options)
     target_name = target.name if target.kind != "local" else "local"
     previous = find_valid_baseline(options, target_name)
     modes = ("xsched",) if previous is not None else ("baseline", "xsched")
     options.modes = modes
     options.doctor_summary = {"summary": doctor.summary_after, "environment_source": doctor.environment_source,
                               "fix_actions": [action.as_dict() for action in doctor.actions],
-                              "verification": load.as_dict()}
+                              "verification": verification.as_dict()}
     outcome = run_experiment(target, options, console)
     notes = []
     if previous is not None:
         notes.append(f"baseline from the earlier valid run {previous.run_id} (same target, profile and backend)")
-    return FixOutcome(doctor, load, method, previous, outcome, notes)
+    return FixOutcome(doctor, verification, previous, outcome, notes)

@@ -36,7 +36,7 @@ from xsched_ops.experiment.environments import (
 from xsched_ops.experiment.modes import DEFAULT_MODES, ModePlan, mode_plan, trial_order
 from xsched_ops.experiment.processes import end_marked
 from xsched_ops.experiment.progress import RunProgress, TrialFeed
-from xsched_ops.experiment.xserver import XServer
+from xsched_ops.experiment.xserver import XServer, refuse_if_xserver_runs
 from xsched_ops.ipc_state import clean_ipc
 from xsched_ops.profiles import Profile
 from xsched_ops.results import (
@@ -294,7 +294,7 @@ class Experiment:
             self.target.copy_in(spec_path, f"{remote_dir}/spec.json")
             if plan.uses_xsched:
                 assert self.install is not None
-                removed = clean_ipc(self.target)
+                removed = clean_ipc(self.target, self.options.python)
                 if removed:
                     progress.print(f"  [{label}] stale IPC state removed: {'; '.join(removed)}")
                 xsched = self.profile.xsched
@@ -302,11 +302,12 @@ class Experiment:
                                   environments.launcher, self.mark, self.options.python)
                 xserver.start()
                 progress.print(f"  [{label}] xserver {xsched.xserver_policy} on port {xsched.xserver_port} "
-                               f"answers: {xserver.greeting or '(no greeting)'}")
+                               f"answers GET /policy: {xserver.policy_answer}")
             argv = [self.options.python, f"{target_folder()}/{WORKLOAD_PACKAGE}/__main__.py", "run",
                     "--spec", f"{remote_dir}/spec.json"]
-            result = self.target.exec(argv, env=environments.launcher, timeout=self._timeout(),
-                                      on_line=feed.on_line)
+            with _XServerWatch(self.target, self.mark, xserver):
+                result = self.target.exec(argv, env=environments.launcher, timeout=self._timeout(),
+                                          on_line=feed.on_line)
             exit_code, timed_out = result.exit_code, result.timed_out
             stderr_tail = result.stderr[-8000:]
         except KeyboardInterrupt:
@@ -325,6 +326,13 @@ class Experiment:
         counts = recorded_counts(trial_dir)
         meta.ended_wall = time.time()
         meta.launcher_exit_code = exit_code
+        if xserver is not None:
+            meta.scheduler = xserver.view()
+            (trial_dir / "scheduler.json").write_text(meta.scheduler.model_dump_json(indent=2) + "\n",
+                                                      encoding="utf-8")
+            if meta.scheduler.xserver_died and not (interrupted or problem):
+                problem = (f"the xserver died during the trial ({meta.scheduler.xserver_end}); its clients would "
+                           "hang, so the trial was ended")
         if exit_code == 0 and not (timed_out or interrupted or problem):
             meta.status, meta.reason = "complete", None
         else:
@@ -355,13 +363,16 @@ class Experiment:
     def _cleanup(self, label: str, xserver: XServer | None, progress: RunProgress) -> None:
         """Stop the xserver, end anything of the run still alive in the target, remove IPC state."""
         if xserver is not None:
-            code = xserver.stop()
-            progress.print(f"  [{label}] xserver stopped" + (f" (exit code {code})" if code is not None else ""))
+            xserver.snapshot_xqueues()
+            xserver.stop()
+            progress.print(f"  [{label}] xserver ended: {xserver.end_description()}")
         leftover = end_marked(self.target, self.mark)
         if leftover:
             progress.print(f"  [{label}] ended {leftover} process(es) of the run still alive in the target")
         if xserver is not None:
-            clean_ipc(self.target)
+            removed = clean_ipc(self.target, self.options.python)
+            if removed:
+                progress.print(f"  [{label}] IPC state left by the trial removed: {'; '.join(removed)}")
 
     @staticmethod
     def _failure_reason(exit_code: int | None, timed_out: bool, interrupted: bool, problem: str | None,
@@ -419,6 +430,8 @@ class Experiment:
     def run(self) -> RunOutcome:
         self.base = base_environment(self.target)
         self._discover_install()
+        if self._needs_xsched():
+            refuse_if_xserver_runs(self.target, self.options.python)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_meta()
         failure: XSchedOpsError | None = None
@@ -445,6 +458,49 @@ class Experiment:
                     pass
         result = finalize_run(self.run_dir)
         return RunOutcome(self.run_id, self.run_dir, result, failure, self.base.source)
+
+
+class _XServerWatch:
+    """While a trial's workload runs: keep the xserver's ``GET /xqueues`` answers, and end the trial
+    at once when the xserver dies (its GLB clients would hang: XSCHED-FACTS.md section 1)."""
+
+    POLL_S = 0.5
+    SNAPSHOT_EVERY_S = 2.0
+
+    def __init__(self, target: Target, mark: str, xserver: XServer | None) -> None:
+        self.target = target
+        self.mark = mark
+        self.xserver = xserver
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _watch(self) -> None:
+        assert self.xserver is not None
+        next_snapshot = time.monotonic() + 1.0
+        while not self._done.wait(self.POLL_S):
+            if self.xserver.died:
+                try:
+                    end_marked(self.target, self.mark)  # the launcher and its roles
+                except XSchedOpsError:
+                    pass
+                return
+            if time.monotonic() >= next_snapshot:
+                try:
+                    self.xserver.snapshot_xqueues()
+                except XSchedOpsError:
+                    pass
+                next_snapshot = time.monotonic() + self.SNAPSHOT_EVERY_S
+
+    def __enter__(self) -> _XServerWatch:
+        if self.xserver is not None:
+            self._thread = threading.Thread(target=self._watch, name="xserver-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(10)
 
 
 class _InterruptHold:

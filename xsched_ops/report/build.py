@@ -16,6 +16,7 @@ from xsched_ops.report.plots import all_plots
 from xsched_ops.results.compare import Comparison
 from xsched_ops.results.models import Interval, RunResult, TrialAnalysis
 from xsched_ops.results.render import bar_chart_lines, format_change, format_value
+from xsched_ops.results.scheduler_view import role_summary
 
 FORMATS = ("html", "md")
 TIER_COLORS = {"excellent": "#1b7f3b", "good": "#3f9b4f", "acceptable": "#b7860b", "fail": "#b3261e"}
@@ -119,12 +120,13 @@ def environment_rows(data: ReportData) -> list[list[str]]:
                 " ".join(f"{k}={v}" for k, v in sorted(evidence.configured_env.items())) or "-",
                 " ".join(f"{k}={v}" for k, v in sorted(evidence.xsched_env.items())) or "-",
                 evidence.ld_preload or "-", evidence.ld_library_path or "-", shim, sim or "-",
+                role_summary(evidence.scheduler_connected, evidence.scheduler_priorities),
             ])
     return rows
 
 
 ENV_HEADERS = ["mode", "role", "model", "environment set", "XSCHED_* seen", "LD_PRELOAD", "LD_LIBRARY_PATH",
-               "shim", "sim device"]
+               "shim", "sim device", "xserver saw"]
 
 
 def _interval_text(interval: Interval) -> str:

@@ -249,6 +249,12 @@ def analyze_trial(trial_dir: Path | str, default_sla_ms: float | None = None) ->
                             device, role_env.get(role, {}))
         for role in sorted(set(files) | set(role_env))
     }
+    if meta is not None and meta.scheduler is not None and meta.scheduler.available:
+        for evidence in roles.values():
+            seen = meta.scheduler.process(evidence.pid)
+            evidence.scheduler_connected = seen is not None
+            evidence.scheduler_priorities = [queue.priority for queue in seen.xqueues
+                                             if queue.priority is not None] if seen else []
 
     high = None
     closed_loop: dict[str, ClosedLoopStats] = {}

@@ -40,6 +40,44 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------- written by the orchestrator
 
 
+class SchedulerXQueue(_Model):
+    """One XQueue as the xserver reported it (its log, ``GET /xqueues``)."""
+
+    handle: str
+    priority: int | None = None
+    level: int | None = None
+    threshold: int | None = None
+    batch_size: int | None = None
+
+
+class SchedulerProcess(_Model):
+    """A client process the xserver saw: connected, its XQueues, whether it closed."""
+
+    pid: int
+    cmdline: str = ""
+    closed: bool = False
+    xqueues: list[SchedulerXQueue] = Field(default_factory=list)
+
+
+class SchedulerView(_Model):
+    """What the scheduler itself saw during a trial (XSCHED-FACTS.md sections 2-3).
+
+    ``available`` is false when no xserver ran (a local or app-managed scheduler): ``note`` then
+    says what was used instead.
+    """
+
+    available: bool
+    source: str = ""
+    policy: str | None = None
+    processes: list[SchedulerProcess] = Field(default_factory=list)
+    xserver_end: str | None = Field(default=None, description="How the xserver ended, e.g. 'SIGINT (exit code 0)'.")
+    xserver_died: bool = Field(default=False, description="It ended by itself during the trial.")
+    note: str | None = None
+
+    def process(self, pid: int | None) -> SchedulerProcess | None:
+        return next((process for process in self.processes if process.pid == pid), None)
+
+
 class TrialMeta(_Model):
     """Metadata of one trial (one mode, one repeat), written as ``trial.json`` beside its event files."""
 
@@ -67,6 +105,7 @@ class TrialMeta(_Model):
         default=None, description="Whether every role must run under XSched; None: true exactly for mode xsched."
     )
     workload_version: str | None = None
+    scheduler: SchedulerView | None = Field(default=None, description="The xserver's own view (mode xsched).")
 
     @model_validator(mode="after")
     def _default_expected_xsched(self) -> TrialMeta:
@@ -204,6 +243,8 @@ class RoleEvidence(_Model):
     runtime: RuntimeLoad | None = None
     sim_xsched_active: bool | None = None
     sim_reason: str | None = None
+    scheduler_connected: bool | None = Field(default=None, description="The xserver saw the role's pid connect.")
+    scheduler_priorities: list[int] = Field(default_factory=list, description="Priority of each of its XQueues.")
     configured_env: dict[str, str] = Field(default_factory=dict, description="What the orchestrator set (trial.json).")
 
 

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from xsched_ops.results.compare import Comparison, ComparisonRow, ModeBar
 from xsched_ops.results.models import Interval, RunResult, TrialAnalysis
+from xsched_ops.results.scheduler_view import role_summary
 from xsched_ops.results.store import RunListing
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -225,6 +226,15 @@ def render_run(console: Console, result: RunResult) -> None:
     for finding in result.findings:
         console.print(f"[red]{finding.severity}[/] {finding.message}")
     for trial in result.trials:
+        if trial.meta is not None and trial.meta.scheduler is not None:
+            view = trial.meta.scheduler
+            if view.available:
+                seen = "; ".join(f"{role} (pid {ev.pid}): {role_summary(ev.scheduler_connected, ev.scheduler_priorities)}"
+                                 for role, ev in sorted(trial.roles.items()))
+                console.print(f"  {trial.trial_id}: the xserver saw: {seen}; it ended on {view.xserver_end}",
+                              markup=False)
+            else:
+                console.print(f"  {trial.trial_id}: the scheduler's view is not available: {view.note}", markup=False)
         for finding in trial.findings:
             if finding.severity == "note" and finding.code == "simulated":
                 continue

@@ -38,6 +38,7 @@ from xsched_ops.results.models import (
     RoleEvidence,
     TrialMeta,
 )
+from xsched_ops.xsched_settings import effective_scheduler
 
 
 def expected_roles(meta: TrialMeta | None, mode: str) -> set[str]:
@@ -82,6 +83,10 @@ def check_trial(
 
     if meta is not None:
         _check_xsched_evidence(meta, roles, add)
+        if meta.scheduler is not None and meta.scheduler.xserver_died:
+            add("xserver-died", "error", "the xserver died during the trial"
+                + (f" ({meta.scheduler.xserver_end})" if meta.scheduler.xserver_end else "")
+                + ": its clients were left unscheduled or hanging", None)
         if high is None:
             add("no-open-loop-role", "error", "no open-loop (high-priority) role recorded any request")
         if mode != "standalone" and not closed_loop:
@@ -110,6 +115,7 @@ def _check_xsched_evidence(meta: TrialMeta, roles: dict[str, RoleEvidence], add)
                 add("xsched-inactive", "error",
                     f"role {role} has the shim, but the simulated device did not apply XSched to it"
                     + (f" ({evidence.sim_reason})" if evidence.sim_reason else ""), role)
+            _check_scheduler_view(meta, role, evidence, add)
             if evidence.shim_mapped and not evidence.xsched_env:
                 add("xsched-env-missing", "warning",
                     f"role {role} has the shim but saw no XSCHED_* settings: XSched runs with its defaults", role)
@@ -117,6 +123,41 @@ def _check_xsched_evidence(meta: TrialMeta, roles: dict[str, RoleEvidence], add)
             paths = ", ".join(evidence.shim_paths) or "a libshim library"
             add("shim-unexpected", "error",
                 f"role {role} has {paths} mapped although mode {meta.mode} must run natively", role)
+
+
+def _check_scheduler_view(meta: TrialMeta, role: str, evidence: RoleEvidence, add) -> None:
+    """An xsched role must be seen by the xserver: connected, with XQueues at its configured priority."""
+    view = meta.scheduler
+    if view is None:  # recorded before the scheduler's evidence existed
+        return
+    if not view.available:
+        add("scheduler-view-unavailable", "note", f"role {role}: the scheduler's own view is not available"
+            + (f" ({view.note})" if view.note else ""), role)
+        return
+    who = f"{role} (pid {evidence.pid})"
+    if evidence.scheduler_connected is not True:
+        scheduler = effective_scheduler(evidence.xsched_env)
+        kind_name = {"app": "app-managed scheduler", "local": "local scheduler"}.get(scheduler.kind, "")
+        cause = (f"{kind_name}: {scheduler.reason}" if scheduler.kind != "global"
+                 else "its events did not reach this xserver (a stale server queue, another IPC namespace?)")
+        add("scheduler-not-connected", "error",
+            f"{who}: {'shim mapped, but ' if evidence.shim_mapped else ''}the xserver never saw it connect: {cause}",
+            role)
+        return
+    if not evidence.scheduler_priorities:
+        settings = ", ".join(f"{key}={evidence.xsched_env[key]}" for key in
+                             ("XSCHED_AUTO_XQUEUE", "XSCHED_AUTO_XQUEUE_LEVEL") if key in evidence.xsched_env)
+        add("scheduler-no-xqueue", "error",
+            f"{who}: connected to the xserver but created no XQueue ({settings or 'XSCHED_AUTO_XQUEUE unset'}): "
+            "nothing of it was scheduled", role)
+        return
+    wanted = (meta.role_env.get(role) or {}).get("XSCHED_AUTO_XQUEUE_PRIORITY")
+    if wanted is not None and wanted.lstrip("-").isdigit():
+        wrong = sorted({priority for priority in evidence.scheduler_priorities if priority != int(wanted)})
+        if wrong:
+            add("scheduler-priority", "error",
+                f"{who}: the xserver gave its XQueues priority {', '.join(map(str, wrong))}, not the configured "
+                f"{wanted}", role)
 
 
 def _check_high(high: HighRoleStats, add) -> None:

@@ -54,6 +54,8 @@ OLD_RELEASE_LIB = "/opt/xsched-1.0/lib"
 
 # A stale IPC file as XSched's xserver leaves it behind (matches platforms' ipc_shm_glob).
 STALE_IPC_FILE = "/dev/shm/__IPC_SHM__xsched_server"
+# What the doctor names for a stale server message queue (XSched 1.2's key 0x1).
+STALE_SERVER_QUEUE = "0x00000001"
 
 # The probe: python3 prints its own memory map, so the caller sees whether the shim was mapped.
 PROBE_MARKER = "xsched-sandbox-probe-ok"
@@ -75,7 +77,8 @@ class CheckId:
     PRELOAD = "preload"              # LD_PRELOAD entries exist and can load
     RUNTIME_LIB = "runtime-lib"      # XSCHED_HIP_LIB unset, valid, or pointing at the shim/softlink
     SETTINGS = "settings"            # XSCHED_* lint (XSCHED_POLICY=GBL, ...)
-    IPC = "ipc"                      # stale /dev/shm/__IPC_SHM__* or SysV key 0xbeef with no xserver
+    IPC = "ipc"                      # stale server queue 0x1, client queues, /dev/shm/__IPC_SHM__*, shm key 0xbeef
+    XSERVER = "xserver"              # the xserver binary, a running xserver, its port
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,42 @@ _SCENARIO_LIST: tuple[Scenario, ...] = (
         ),
         loader=_LOADS_OK,
         expected=(ExpectedFinding(check=CheckId.IPC, path=STALE_IPC_FILE),),
+    ),
+    Scenario(
+        name="stale-server-queue",
+        description=(
+            "The message queue of an xserver that died of SIGTERM or SIGKILL (SysV key 0x1, with unread "
+            "events in it) while no xserver runs: every GLB client would run unscheduled, silently."
+        ),
+        setup=(
+            ("python3", "-c",
+             "import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); "
+             "queue = libc.msgget(1, 0o1666); "
+             "message = ctypes.create_string_buffer(b'\\1\\0\\0\\0\\0\\0\\0\\0connect 4242 stale', 40); "
+             "sys.exit(0 if queue >= 0 and libc.msgsnd(queue, message, 20, 0) == 0 else 1)"),
+        ),
+        loader=_LOADS_OK,
+        expected=(ExpectedFinding(check=CheckId.IPC, path=STALE_SERVER_QUEUE),),
+    ),
+    Scenario(
+        name="xserver-running",
+        description=(
+            f"An xserver already runs in the container ({XSERVER} HPF 50000, started in the background by a "
+            "script, so SIGINT does not stop it): a second one would take over its queue, so runs refuse."
+        ),
+        setup=(("sh", "-c", f"{XSERVER} HPF 50000 > /tmp/xserver.log 2>&1 &"),),
+        loader=_LOADS_OK,
+        expected=(ExpectedFinding(check=CheckId.XSERVER, severity="ok"),),
+    ),
+    Scenario(
+        name="lcl-no-policy",
+        description=(
+            "XSCHED_SCHEDULER=LCL in the container's Env without XSCHED_POLICY: XSched falls through to the "
+            "app-managed scheduler and nothing is scheduled, with no error."
+        ),
+        env=MappingProxyType({"XSCHED_SCHEDULER": "LCL"}),
+        loader=_LOADS_OK,
+        expected=(ExpectedFinding(check=CheckId.SETTINGS, severity="fail"),),
     ),
     Scenario(
         name="cuda-ok",
