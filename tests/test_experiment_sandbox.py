@@ -110,6 +110,14 @@ def test_seed_run_is_refused_then_fix_and_rerun_gives_a_tier(new_sandbox, capsys
     assert document["baseline_run"] == first_run
     assert [trial["mode"] for trial in document["trials"]] == ["xsched"]
     assert document["trials"][0]["shim_mapped"] == {"high": True, "low": True}
+    # Verified with the profile's xserver running, which saw the verifying process; the trial
+    # carries the scheduler's evidence for both roles.
+    assert "the xserver saw the verifying python3" in document["verification"]["scheduler"]
+    scheduler = document["trials"][0]["scheduler"]
+    assert scheduler["xserver_end"] == "SIGINT (exit code 0)"
+    assert scheduler["roles"]["high"]["connected"] and set(scheduler["roles"]["high"]["priorities"]) == {1}
+    assert scheduler["roles"]["low"]["connected"] and set(scheduler["roles"]["low"]["priorities"]) == {0}
+    assert _ipc_leftovers(name) == ""
     comparison = document["comparison"]
     assert comparison["baseline_run_id"] == first_run
     assert comparison["tier"] in ("excellent", "good", "acceptable")

@@ -7,6 +7,10 @@ measure what its label says.
 - mode xsched (``expected_xsched``) and a role without the shim mapped in its own process: the
   run silently measured the native scheduler -> error. On the sim backend, the device's own
   decision that XSched does not apply to a role (e.g. GLB without an answering xserver) -> error.
+- mode xsched with the scheduler's own view recorded (``TrialMeta.scheduler``: the xserver's log
+  and ``GET /xqueues``): a role the xserver never saw connect, one without XQueues, or one whose
+  XQueues got another priority than configured -> error naming the role and the cause (e.g. the
+  app-managed fall-through of ``XSCHED_SCHEDULER=LCL``); an xserver that died mid-trial -> error.
 - any other mode and a role with the shim mapped -> error (the "baseline" is not native).
 - a role that never started, died (no ``end`` event), or ended with ``status: error``; a trial
   whose record says partial or failed, or whose launcher exited non-zero -> error (the partial
