@@ -309,3 +309,33 @@ def test_hal_pointed_at_the_shim_run_is_refused_with_the_cause_then_fix_and_reru
         assert runtime is not None and Path(runtime.init_defined_in_real).name == platform.shim, runtime
         assert runtime.mapped_files and runtime.init_result not in (None, 0), runtime
     assert leftover_processes(name) == []
+
+
+def test_docker_kill_mid_run_ends_the_run_and_keeps_the_samples(new_sandbox, tmp_path: Path) -> None:
+    name = new_sandbox("ok")
+    argv = [sys.executable, "-m", "xsched_ops", "run", "intensive", "--container", name, "--duration", "60",
+            *FAST, "--mode", "baseline", "--results-dir", str(tmp_path), "--no-report", "--json"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _pids_of_role(name, "high"):
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read() if process.poll() else ""
+            time.sleep(0.5)
+        time.sleep(5)  # samples are being recorded
+        subprocess.run(["docker", "kill", name], check=True, capture_output=True)
+        killed = time.monotonic()
+        stdout, stderr = process.communicate(timeout=120)
+        ended = time.monotonic()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == RunFailedError.exit_code, stderr
+    assert ended - killed < 10, ended - killed
+    assert "Traceback" not in stderr
+    document = json.loads(stdout)
+    assert f"the target {name!r} stopped during the trial" in document["error"]["message"], document["error"]
+    trial = document["trials"][0]
+    assert trial["status"] == "partial" and not trial["valid"], trial
+    result = load_run(document["run_dir"])
+    baseline = result.trials_of("baseline")[0]
+    assert baseline.high is not None and baseline.high.latency_ms.count > 0  # what was served before the kill

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
-from xsched_ops.errors import TargetPathError
+from xsched_ops.errors import TargetPathError, XSchedOpsError
 from xsched_ops.target.base import Target
 
 # The workload's files (FORMAT.md): events-<role>.jsonl, launcher.jsonl, device.jsonl.
@@ -23,6 +25,10 @@ def pull_trial_files(target: Target, remote_dir: str, trial_dir: Path) -> tuple[
         entries = target.list_dir(remote_dir)
     except TargetPathError as err:
         return [], [f"{remote_dir}: {err.message}"]
+    except XSchedOpsError:
+        # The target cannot run commands any more (a stopped container): its files can still be
+        # read, so the folder comes out whole and only the workload's files are kept.
+        return _pull_whole_folder(target, remote_dir, trial_dir)
     copied: list[str] = []
     problems: list[str] = []
     for entry in entries:
@@ -48,3 +54,17 @@ def recorded_counts(trial_dir: Path) -> dict[str, int]:
             if kind in counts:
                 counts[kind] += 1
     return counts
+
+
+def _pull_whole_folder(target: Target, remote_dir: str, trial_dir: Path) -> tuple[list[str], list[str]]:
+    with tempfile.TemporaryDirectory(prefix="xsched-ops-pull-") as staging:
+        try:
+            folder = target.copy_out(remote_dir, Path(staging))
+        except XSchedOpsError as err:
+            return [], [f"{remote_dir}: {err.message}"]
+        copied = []
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.name.endswith(PULLED_SUFFIXES):
+                shutil.copyfile(path, trial_dir / path.name)
+                copied.append(path.name)
+        return copied, []

@@ -310,6 +310,8 @@ class Experiment:
                                           on_line=feed.on_line)
             exit_code, timed_out = result.exit_code, result.timed_out
             stderr_tail = result.stderr[-8000:]
+            if exit_code != 0 and not self._target_still_runs():
+                problem = f"the target {self.target.name!r} stopped during the trial (docker stop, kill or rm?)"
         except KeyboardInterrupt:
             interrupted = True
         except XSchedOpsError as err:
@@ -321,7 +323,7 @@ class Experiment:
         if xserver is not None:
             (trial_dir / "xserver.log").write_text("\n".join(xserver.lines) + "\n", encoding="utf-8")
         (trial_dir / "workload-output.log").write_text("\n".join(feed.figures.other_lines) + "\n", encoding="utf-8")
-        self.target.exec(["rm", "-rf", remote_dir], timeout=60)
+        _best_effort(lambda: self.target.exec(["rm", "-rf", remote_dir], timeout=60))
 
         counts = recorded_counts(trial_dir)
         meta.ended_wall = time.time()
@@ -350,6 +352,15 @@ class Experiment:
             raise KeyboardInterrupt
         return meta
 
+    def _target_still_runs(self, settle_s: float = 1.5) -> bool:
+        """Whether the target still runs; a container killed under us may take a moment to say so."""
+        deadline = time.monotonic() + settle_s
+        while self.target.is_running():
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.25)
+        return False
+
     def _write_environments(self, trial_dir: Path, environments: _TrialEnvironments) -> None:
         documents = {"launcher": {"method": "native", "env": environments.launcher}}
         for role, environment in environments.roles.items():
@@ -362,15 +373,18 @@ class Experiment:
 
     def _cleanup(self, label: str, xserver: XServer | None, progress: RunProgress) -> None:
         """Stop the xserver, end anything of the run still alive in the target, remove IPC state."""
+        if not self.target.is_running():  # stopped or removed under us: nothing is left to clean
+            progress.print(f"  [{label}] the target does not run any more: no cleanup in it")
+            return
         if xserver is not None:
-            xserver.snapshot_xqueues()
-            xserver.stop()
+            _best_effort(xserver.snapshot_xqueues)
+            _best_effort(xserver.stop)
             progress.print(f"  [{label}] xserver ended: {xserver.end_description()}")
-        leftover = end_marked(self.target, self.mark)
+        leftover = _best_effort(lambda: end_marked(self.target, self.mark))
         if leftover:
             progress.print(f"  [{label}] ended {leftover} process(es) of the run still alive in the target")
         if xserver is not None:
-            removed = clean_ipc(self.target, self.options.python)
+            removed = _best_effort(lambda: clean_ipc(self.target, self.options.python))
             if removed:
                 progress.print(f"  [{label}] IPC state left by the trial removed: {'; '.join(removed)}")
 
@@ -458,6 +472,14 @@ class Experiment:
                     pass
         result = finalize_run(self.run_dir)
         return RunOutcome(self.run_id, self.run_dir, result, failure, self.base.source)
+
+
+def _best_effort(action):
+    """Run a clean-up step; an engine or target failure (the container went away) is not fatal."""
+    try:
+        return action()
+    except XSchedOpsError:
+        return None
 
 
 class _XServerWatch:

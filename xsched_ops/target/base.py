@@ -168,6 +168,10 @@ class Target(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    def is_running(self) -> bool:
+        """Whether the target can still run commands (a container can be stopped under us)."""
+        return True
+
     def __enter__(self) -> Target:
         return self
 

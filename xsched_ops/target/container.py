@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shlex
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import docker
@@ -28,6 +29,7 @@ from xsched_ops.errors import (
     ContainerNotFoundError,
     ContainerNotRunningError,
     TargetPathError,
+    XSchedOpsError,
 )
 from xsched_ops.target import engine
 from xsched_ops.target.archive import build_archive, safe_extract, spool_chunks
@@ -113,6 +115,40 @@ class ContainerTarget(Target):
     def close(self) -> None:
         self._client.close()
 
+    def is_running(self) -> bool:
+        """Whether the container still runs (False once it was stopped, killed or removed)."""
+        try:
+            self._container.reload()
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError:
+            return True  # the engine did not say: assume nothing changed
+        return self._container.status == "running"
+
+    def _stopped_error(self) -> XSchedOpsError:
+        try:
+            self._container.reload()
+        except docker.errors.NotFound:
+            return ContainerNotFoundError(f"container {self.name!r} was removed while xsched-ops worked in it",
+                                          "what could be kept is kept; recreate the container to run again")
+        except docker.errors.APIError:
+            pass
+        return ContainerNotRunningError(
+            f"container {self.name!r} stopped while xsched-ops worked in it (now {self._container.status})",
+            f"start it with `docker start {self.name}` and run again")
+
+    @contextlib.contextmanager
+    def _gone_is_an_error(self) -> Iterator[None]:
+        """An engine refusal because the container stopped (409) or vanished (404) becomes one line."""
+        try:
+            yield
+        except docker.errors.NotFound as err:
+            raise self._stopped_error() from err
+        except docker.errors.APIError as err:
+            if err.status_code == 409 or not self.is_running():
+                raise self._stopped_error() from err
+            raise
+
     @property
     def container(self) -> Container:
         return self._container
@@ -160,18 +196,19 @@ class ContainerTarget(Target):
             extra_environment = []
         api = self._client.api
         started = time.monotonic()
-        created = engine.call_engine(
-            api.exec_create,
-            self._container.id,
-            cmd=command,
-            environment=extra_environment or None,
-            workdir=cwd,
-            user=user or "",
-            stdout=True,
-            stderr=True,
-        )
-        exec_api_id = created["Id"]
-        stream = api.exec_start(exec_api_id, stream=True, demux=True)
+        with self._gone_is_an_error():
+            created = engine.call_engine(
+                api.exec_create,
+                self._container.id,
+                cmd=command,
+                environment=extra_environment or None,
+                workdir=cwd,
+                user=user or "",
+                stdout=True,
+                stderr=True,
+            )
+            exec_api_id = created["Id"]
+            stream = api.exec_start(exec_api_id, stream=True, demux=True)
         splitters = {
             "stdout": LineSplitter("stdout", on_line, capture),
             "stderr": LineSplitter("stderr", on_line, capture),
@@ -207,8 +244,11 @@ class ContainerTarget(Target):
         for splitter in splitters.values():
             splitter.close()
         if failure and not timed_out:
+            if not self.is_running():
+                raise self._stopped_error() from failure[0]
             raise failure[0]
-        exit_code = self._wait_exit_code(exec_api_id)
+        with self._gone_is_an_error():
+            exit_code = self._wait_exit_code(exec_api_id)
         return ExecResult(
             argv=tuple(argv),
             exit_code=exit_code,
@@ -231,9 +271,11 @@ class ContainerTarget(Target):
         self.stop_marked(exec_marker(exec_id))
 
     def _run_marked_script(self, action: str, marker: str) -> list[str]:
-        result = engine.call_engine(
-            self._container.exec_run, ["sh", "-c", _MARKED_SCRIPT, "xsched-ops-marked", action, marker], user="root",
-        )
+        with self._gone_is_an_error():
+            result = engine.call_engine(
+                self._container.exec_run, ["sh", "-c", _MARKED_SCRIPT, "xsched-ops-marked", action, marker],
+                user="root",
+            )
         return result.output.decode(errors="replace").splitlines()
 
     def list_marked(self, marker: str) -> list[tuple[int, str]]:
