@@ -339,3 +339,47 @@ def test_docker_kill_mid_run_ends_the_run_and_keeps_the_samples(new_sandbox, tmp
     result = load_run(document["run_dir"])
     baseline = result.trials_of("baseline")[0]
     assert baseline.high is not None and baseline.high.latency_ms.count > 0  # what was served before the kill
+
+
+def _mps_daemons(container: str) -> list[str]:
+    script = ("import os\n"
+              "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+              "    try: argv0 = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\\0')[0]\n"
+              "    except OSError: continue\n"
+              "    if os.path.basename(argv0) == b'nvidia-cuda-mps-control': print(pid)\n")
+    out = subprocess.run(["docker", "exec", container, "python3", "-c", script], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_mps_placement_starts_attaches_and_stops_the_daemon(new_sandbox, capsys, tmp_path: Path) -> None:
+    name = new_sandbox("cuda-ok")  # the sandbox's nvidia-cuda-mps-control is the project's stand-in
+    code, document = run_json(capsys, ["run", "intensive", "--container", name, "--duration", "5", *FAST,
+                                       "--placement", "mps", "--mode", "baseline", "--mode", "xsched",
+                                       "--results-dir", str(tmp_path), "--no-report", "--json"])
+    assert code == 0, document["error"]
+    result = load_run(document["run_dir"])
+    for trial in result.trials:
+        assert trial.meta is not None and trial.meta.placement == "mps"
+        mps = trial.meta.mps
+        assert mps is not None and mps.servers and mps.stopped_cleanly, mps
+        for role, evidence in trial.roles.items():
+            assert evidence.pid in mps.clients, (role, evidence.pid, mps)
+        trial_dir = Path(document["run_dir"]) / "trials" / trial.trial_id
+        environment = json.loads((trial_dir / "environment-high.json").read_text())["env"]
+        assert environment["CUDA_MPS_PIPE_DIRECTORY"] == mps.pipe_directory
+    assert _mps_daemons(name) == []
+    assert leftover_processes(name) == []
+    listing = subprocess.run(["docker", "exec", name, "sh", "-c", "ls /tmp/xsched-ops/runs"], capture_output=True,
+                             text=True).stdout
+    assert "mps" not in listing
+
+
+def test_mps_placement_on_hip_is_refused_with_one_line(new_sandbox, capsys, tmp_path: Path) -> None:
+    name = new_sandbox("ok")
+    capsys.readouterr()
+    code = invoke(["run", "intensive", "--container", name, "--duration", "5", "--placement", "mps",
+                   "--results-dir", str(tmp_path), "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "placement mps needs the CUDA platform" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*/trials"))

@@ -20,6 +20,8 @@
 #     lib/cmake/XSched/XSchedConfigVersion.cmake  bin/xserver
 #   OUTPUT_DIR/variants/cuda-driver/libcuda.so.1        the project's stand-in for the real NVIDIA
 #                                                       driver (SONAME libcuda.so.1; no XSched in it)
+#   OUTPUT_DIR/variants/mps-standin/nvidia-cuda-mps-control   the project's stand-in for NVIDIA's MPS
+#                                                       control daemon (mps_control_standin.py; no GPU)
 set -eu
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -37,7 +39,7 @@ ldflags="-shared -Wl,--no-as-needed -Wl,--enable-new-dtags,-rpath,$prefix/lib"
 lib=$out/install/lib
 variants=$out/variants
 mkdir -p "$lib/cmake/XSched" "$out/install/bin" "$variants/hal-old" "$variants/shim-underlinked" \
-    "$variants/versioned" "$variants/hal-v1.0" \
+    "$variants/versioned" "$variants/hal-v1.0" "$variants/mps-standin" \
     "$out/install-cuda/lib/cmake/XSched" "$out/install-cuda/bin" "$variants/cuda-driver"
 
 set -x
@@ -86,3 +88,7 @@ cp "$src/XSchedConfigVersion.cmake" "$cuda_lib/cmake/XSched/XSchedConfigVersion.
 # The stand-in real driver: no RUNPATH, nothing of XSched.
 "$cxx" $cxxflags -shared -Wl,-soname,libcuda.so.1 -o "$variants/cuda-driver/libcuda.so.1" \
     "$src/cuda_driver_standin.cpp"
+
+# The stand-in MPS control daemon (a script): the sandbox has no GPU and no NVIDIA driver.
+cp "$src/mps_control_standin.py" "$variants/mps-standin/nvidia-cuda-mps-control"
+chmod 755 "$variants/mps-standin/nvidia-cuda-mps-control"

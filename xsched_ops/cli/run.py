@@ -148,7 +148,8 @@ def run(
     modes: list[str] | None = typer.Option(None, "--mode", help="standalone, baseline, xsched, priority-streams; "
                                            "repeat the option for several (default: baseline then xsched)."),
     placement: str | None = typer.Option(None, "--placement",
-                                         help="processes, streams or shared-stream (modes baseline/xsched)."),
+                                         help="processes, streams or shared-stream (mode baseline); mps: processes under an NVIDIA "
+                                              "MPS daemon of each trial (CUDA; modes standalone, baseline, xsched)."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Repeat every mode N times, modes interleaved."),
     duration: float | None = typer.Option(None, "--duration", help="Measurement window in seconds."),
     set_values: list[str] | None = typer.Option(None, "--set", help="Profile override KEY=VALUE (repeatable)."),

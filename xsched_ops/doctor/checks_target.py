@@ -408,3 +408,46 @@ def ipc_findings(state: ipc_state.IpcState) -> list[Finding]:
                  state.removal_commands(), files=state.shm_files, path=first_path,
                  server_queue_stale=state.stale_server_queue, sysv_key_present=state.shm_key_present,
                  stale_client_queues=[queue.key for queue in stale_clients])]
+
+
+# One exec: is MPS available, does a daemon run, the GPU's compute mode (each line "key value").
+_MPS_FACTS = r"""
+printf 'control %s\n' "$(command -v nvidia-cuda-mps-control || echo -)"
+for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+  name=$(tr '\0' '\n' < /proc/$pid/cmdline 2>/dev/null | head -n 1)
+  case "${name##*/}" in nvidia-cuda-mps-control|nvidia-cuda-mps-server) printf 'daemon %s %s\n' "$pid" "$name";; esac
+done
+if command -v nvidia-smi >/dev/null 2>&1; then
+  printf 'compute_mode %s\n' "$(nvidia-smi --query-gpu=compute_mode --format=csv,noheader 2>/dev/null | head -n 1)"
+fi
+"""
+
+
+@check("mps", "target", "NVIDIA MPS")
+def check_mps(context: DoctorContext) -> list[Finding]:
+    install = context.install
+    nvidia = install is not None and install.platform.name == "cuda"
+    if not nvidia and not (context.probe.get("tools") or {}).get("nvidia-smi"):
+        return []
+    result = context.target.exec(["sh", "-c", _MPS_FACTS], timeout=60)
+    facts: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        facts.setdefault(key, []).append(value.strip())
+    control = (facts.get("control") or ["-"])[0]
+    daemons = facts.get("daemon", [])
+    mode = (facts.get("compute_mode") or ["unknown (no nvidia-smi)"])[0] or "unknown"
+    if control == "-":
+        return [info("mps", "target", "NVIDIA MPS not available: no nvidia-cuda-mps-control in the target",
+                     "--placement mps needs it", compute_mode=mode)]
+    if "Prohibited" in mode:
+        return [warn("mps", "target", f"NVIDIA MPS available ({control}), but the compute mode is {mode}",
+                     "no CUDA context can be made: --placement mps (and every run) would fail",
+                     "nvidia-smi -c DEFAULT (or EXCLUSIVE_PROCESS for MPS)", compute_mode=mode, control=control)]
+    if daemons:
+        return [warn("mps", "target", f"an MPS daemon already runs: {'; '.join(daemons)}",
+                     "processes that find its pipe folder share its context; --placement mps refuses to run beside "
+                     "it", "stop it: echo quit | nvidia-cuda-mps-control (with its CUDA_MPS_PIPE_DIRECTORY)",
+                     compute_mode=mode, control=control, daemons=daemons)]
+    return [ok("mps", "target", f"NVIDIA MPS available ({control}), no daemon running, compute mode {mode}",
+               compute_mode=mode, control=control)]

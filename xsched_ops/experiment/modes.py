@@ -6,6 +6,9 @@
   the xserver running;
 - ``priority-streams``: both roles in one process, the high-priority stream with a higher native
   stream priority (what a user would try without XSched).
+
+Placement ``mps`` (CUDA only) runs the roles as processes under an NVIDIA MPS daemon of the trial,
+in modes standalone, baseline and xsched (``xsched_ops.experiment.mps``).
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ from xsched_ops.profiles import Profile
 from xsched_ops.results.models import MODES
 
 DEFAULT_MODES: tuple[str, ...] = ("baseline", "xsched")
-PLACEMENTS = ("processes", "streams", "shared-stream", "priority-streams")
+PLACEMENTS = ("processes", "streams", "shared-stream", "priority-streams", "mps")
 
 
 @dataclass(frozen=True)
 class ModePlan:
     mode: str
     roles: tuple[str, ...]
-    placement: str
+    placement: str  # the workload's placement (mps runs as processes)
     uses_xsched: bool
+    mps: bool = False  # the roles run as clients of an NVIDIA MPS daemon of the trial
+
+    @property
+    def label(self) -> str:
+        """The placement as results show it."""
+        return "mps" if self.mps else self.placement
 
 
 def mode_plan(mode: str, profile: Profile, placement: str | None = None) -> ModePlan:
@@ -35,20 +44,23 @@ def mode_plan(mode: str, profile: Profile, placement: str | None = None) -> Mode
     if placement is not None and placement not in PLACEMENTS:
         raise UsageError(f"unknown placement {placement!r}", f"placements: {', '.join(PLACEMENTS)}")
     chosen = placement or profile.placement
+    mps = chosen == "mps"
     if mode == "standalone":
-        return ModePlan(mode, ("high",), "processes", False)
+        return ModePlan(mode, ("high",), "processes", False, mps)
     if mode == "priority-streams":
         return ModePlan(mode, ("high", "low"), "priority-streams", False)
     if mode == "xsched":
-        if chosen != "processes":
+        if chosen not in ("processes", "mps"):
             raise UsageError(
                 f"mode xsched needs placement processes (got {chosen})",
                 "XSched's priorities come from each process's environment; run the in-process placements "
                 "in mode baseline, or pass --placement processes",
             )
-        return ModePlan(mode, ("high", "low"), "processes", True)
+        return ModePlan(mode, ("high", "low"), "processes", True, mps)
     if chosen == "priority-streams":
         raise UsageError("placement priority-streams is its own mode", "use --mode priority-streams")
+    if mps:
+        return ModePlan(mode, ("high", "low"), "processes", False, True)
     return ModePlan(mode, ("high", "low"), chosen, False)
 
 

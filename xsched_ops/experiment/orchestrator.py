@@ -34,6 +34,8 @@ from xsched_ops.experiment.environments import (
     xsched_role_environment,
 )
 from xsched_ops.experiment.modes import DEFAULT_MODES, ModePlan, mode_plan, trial_order
+from xsched_ops.experiment.mps import MpsDaemon
+from xsched_ops.experiment.mps import preflight as mps_preflight
 from xsched_ops.experiment.processes import end_marked
 from xsched_ops.experiment.progress import RunProgress, TrialFeed
 from xsched_ops.experiment.xserver import XServer, refuse_if_xserver_runs
@@ -213,9 +215,11 @@ class Experiment:
             self.model_paths[role_name] = remote
 
     # -- one trial ----------------------------------------------------------------------------
-    def _environments(self, plan: ModePlan) -> _TrialEnvironments:
+    def _environments(self, plan: ModePlan, extra: dict[str, str] | None = None) -> _TrialEnvironments:
+        """The launcher's and each role's environment; ``extra`` (the MPS variables) goes to all of them."""
         assert self.base is not None
-        native = native_environment(self.base.env, self.install)
+        extra = extra or {}
+        native = {**native_environment(self.base.env, self.install), **extra}
         launcher = {**native, RUN_MARK_VARIABLE: self.mark}
         roles: dict[str, RoleEnvironment] = {}
         notes: list[str] = []
@@ -224,6 +228,7 @@ class Experiment:
                 assert self.install is not None
                 roles[role] = xsched_role_environment(self.base, self.install, self.target.fs(), self.profile, role,
                                                       self.options.route, self.options.repair_env)
+                roles[role].env.update(extra)
             else:
                 roles[role] = RoleEnvironment(role, dict(native), "native")
         spec_env: dict[str, dict[str, str]] = {}
@@ -263,7 +268,9 @@ class Experiment:
         trial_dir = trial_dir_for(self.run_dir, index, mode)
         trial_dir.mkdir(parents=True, exist_ok=True)
         remote_dir = f"{TARGET_ROOT}/runs/{self.mark}-{index:02d}"
-        environments = self._environments(plan)
+        mps = MpsDaemon(self.target, remote_dir, self.base.env if self.base else {}, self.options.python) \
+            if plan.mps else None
+        environments = self._environments(plan, mps.variables if mps else None)
         spec = build_spec(self.profile, backend=self.options.backend, output_dir=remote_dir,  # type: ignore[arg-type]
                           run_id=f"{self.run_id}-{index:02d}-{mode}", roles=plan.roles, placement=plan.placement,
                           role_env=environments.spec_env, device=self.options.device,
@@ -272,7 +279,7 @@ class Experiment:
         spec_path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         self._write_environments(trial_dir, environments)
         meta = TrialMeta(
-            mode=mode, repeat=repeat, placement=plan.placement, backend=self.options.backend,
+            mode=mode, repeat=repeat, placement=plan.label, backend=self.options.backend,
             simulated=self.options.backend == "sim", duration_s=self.profile.duration_s,
             target_rate=self.profile.high.rate, sla_ms=self.profile.sla_ms, role_env=environments.spec_env,
             started_wall=time.time(), status="partial", reason="running (the orchestrator did not finish it)",
@@ -292,6 +299,9 @@ class Experiment:
         try:
             self.target.exec(["mkdir", "-p", remote_dir], timeout=60)
             self.target.copy_in(spec_path, f"{remote_dir}/spec.json")
+            if mps is not None:
+                mps.start()
+                progress.print(f"  [{label}] MPS control daemon started ({mps.pipe_dir})")
             if plan.uses_xsched:
                 assert self.install is not None
                 removed = clean_ipc(self.target, self.options.python)
@@ -318,7 +328,7 @@ class Experiment:
             problem = err.one_line()
         finally:
             self._hold.start()  # from here a Ctrl-C waits until the trial is cleaned up and recorded
-            self._cleanup(label, xserver, progress)
+            self._cleanup(label, xserver, progress, mps)
         copied, copy_problems = pull_trial_files(self.target, remote_dir, trial_dir)
         if xserver is not None:
             (trial_dir / "xserver.log").write_text("\n".join(xserver.lines) + "\n", encoding="utf-8")
@@ -328,6 +338,8 @@ class Experiment:
         counts = recorded_counts(trial_dir)
         meta.ended_wall = time.time()
         meta.launcher_exit_code = exit_code
+        if mps is not None:
+            meta.mps = mps.view()
         if xserver is not None:
             meta.scheduler = xserver.view()
             (trial_dir / "scheduler.json").write_text(meta.scheduler.model_dump_json(indent=2) + "\n",
@@ -371,11 +383,14 @@ class Experiment:
             (trial_dir / f"environment-{name}.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n",
                                                                  encoding="utf-8")
 
-    def _cleanup(self, label: str, xserver: XServer | None, progress: RunProgress) -> None:
-        """Stop the xserver, end anything of the run still alive in the target, remove IPC state."""
+    def _cleanup(self, label: str, xserver: XServer | None, progress: RunProgress,
+                 mps: MpsDaemon | None = None) -> None:
+        """Stop the xserver, end anything of the run still alive in the target, remove IPC state, quit MPS."""
         if not self.target.is_running():  # stopped or removed under us: nothing is left to clean
             progress.print(f"  [{label}] the target does not run any more: no cleanup in it")
             return
+        if mps is not None:
+            _best_effort(mps.poll)  # the roles may still be listed as clients
         if xserver is not None:
             _best_effort(xserver.snapshot_xqueues)
             _best_effort(xserver.stop)
@@ -387,6 +402,10 @@ class Experiment:
             removed = _best_effort(lambda: clean_ipc(self.target, self.options.python))
             if removed:
                 progress.print(f"  [{label}] IPC state left by the trial removed: {'; '.join(removed)}")
+        if mps is not None:
+            _best_effort(mps.stop)
+            progress.print(f"  [{label}] MPS control daemon "
+                           + ("stopped" if mps.stopped_cleanly else "did not stop on quit"))
 
     @staticmethod
     def _failure_reason(exit_code: int | None, timed_out: bool, interrupted: bool, problem: str | None,
@@ -446,6 +465,9 @@ class Experiment:
         self._discover_install()
         if self._needs_xsched():
             refuse_if_xserver_runs(self.target, self.options.python)
+        if any(plan.mps for plan in self.plans.values()):
+            mps_preflight(self.target, self.install.platform.name if self.install else None,
+                          self.base.env, self.options.python)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_meta()
         failure: XSchedOpsError | None = None

@@ -78,13 +78,22 @@ class SchedulerView(_Model):
         return next((process for process in self.processes if process.pid == pid), None)
 
 
+class MpsView(_Model):
+    """What the NVIDIA MPS control daemon of a trial reported (placement mps)."""
+
+    pipe_directory: str
+    servers: list[int] = Field(default_factory=list)
+    clients: list[int] = Field(default_factory=list, description="Client pids its servers listed during the trial.")
+    stopped_cleanly: bool | None = None
+
+
 class TrialMeta(_Model):
     """Metadata of one trial (one mode, one repeat), written as ``trial.json`` beside its event files."""
 
     schema_version: int = SCHEMA_VERSION
     mode: Mode
     repeat: int = Field(ge=0, description="Repeat index, 0-based.")
-    placement: str = Field(description="processes | streams | shared-stream | priority-streams")
+    placement: str = Field(description="processes | streams | shared-stream | priority-streams | mps")
     backend: str = Field(description="sim | torch")
     simulated: bool
     duration_s: float = Field(gt=0, description="Measurement window [0, duration_s) relative to t0.")
@@ -106,6 +115,7 @@ class TrialMeta(_Model):
     )
     workload_version: str | None = None
     scheduler: SchedulerView | None = Field(default=None, description="The xserver's own view (mode xsched).")
+    mps: MpsView | None = Field(default=None, description="The MPS daemon's view (placement mps).")
 
     @model_validator(mode="after")
     def _default_expected_xsched(self) -> TrialMeta:

@@ -87,6 +87,7 @@ def check_trial(
 
     if meta is not None:
         _check_xsched_evidence(meta, roles, add)
+        _check_mps(meta, roles, add)
         if meta.scheduler is not None and meta.scheduler.xserver_died:
             add("xserver-died", "error", "the xserver died during the trial"
                 + (f" ({meta.scheduler.xserver_end})" if meta.scheduler.xserver_end else "")
@@ -162,6 +163,21 @@ def _check_scheduler_view(meta: TrialMeta, role: str, evidence: RoleEvidence, ad
             add("scheduler-priority", "error",
                 f"{who}: the xserver gave its XQueues priority {', '.join(map(str, wrong))}, not the configured "
                 f"{wanted}", role)
+
+
+def _check_mps(meta: TrialMeta, roles: dict[str, RoleEvidence], add) -> None:
+    """Under placement mps every role must have been an MPS client, as the daemon itself listed them."""
+    if meta.mps is None:
+        return
+    if not meta.mps.servers:
+        add("mps-no-server", "error", "placement mps: the MPS daemon never started a server, so no role ran under "
+            "MPS (the trial measured separate contexts)")
+        return
+    for role, evidence in sorted(roles.items()):
+        if evidence.started and evidence.pid is not None and evidence.pid not in meta.mps.clients:
+            add("mps-not-attached", "error",
+                f"role {role} (pid {evidence.pid}) never appeared among the MPS server's clients "
+                f"({', '.join(map(str, meta.mps.clients)) or 'none'}): it did not run under MPS", role)
 
 
 def _check_high(high: HighRoleStats, add) -> None:

@@ -45,6 +45,10 @@ CUDA_SOFTLINK = posixpath.join(LIB, _CUDA.runtime_libs[0])  # lib/libcuda.so.1 -
 # cuda_driver_standin.cpp) plays the real libcuda.so.1 in the system library folder.
 CUDA_DRIVER_STANDIN = posixpath.join(platforms.SYSTEM_LIB_DIRS[1], _CUDA.runtime_libs[0])
 
+# Nor NVIDIA's MPS tools: the project's stand-in control daemon (docker/xsched-like/
+# mps_control_standin.py) plays nvidia-cuda-mps-control for --placement mps in CUDA sandboxes.
+MPS_CONTROL_STANDIN = "/usr/local/bin/nvidia-cuda-mps-control"
+
 # The install tree (relative to the build) each platform's sandbox gets at PREFIX.
 INSTALL_TREES: Mapping[str, str] = MappingProxyType({"hip": "install", "cuda": "install-cuda"})
 
@@ -161,6 +165,7 @@ class Scenario:
 
 
 _LOADS_OK = LoaderOutcome(succeeds=True, shim_mapped=True)
+_MPS_STANDIN_PLACEMENT = Placement("variants/mps-standin/nvidia-cuda-mps-control", MPS_CONTROL_STANDIN)
 
 _OK = Scenario(
     name="ok",
@@ -341,7 +346,7 @@ _SCENARIO_LIST: tuple[Scenario, ...] = (
             "the lib folder first on LD_LIBRARY_PATH, loading libcuda.so.1 maps the shim."
         ),
         platform="cuda",
-        placements=(Placement("variants/cuda-driver/libcuda.so.1", CUDA_DRIVER_STANDIN),),
+        placements=(Placement("variants/cuda-driver/libcuda.so.1", CUDA_DRIVER_STANDIN), _MPS_STANDIN_PLACEMENT),
         probe_preload=None,
         probe_library_path=LIB,
         probe_argv=CUDA_PROBE_ARGV,
@@ -356,7 +361,7 @@ _SCENARIO_LIST: tuple[Scenario, ...] = (
         ),
         platform="cuda",
         env=MappingProxyType({_CUDA.runtime_lib_env: CUDA_SOFTLINK}),
-        placements=(Placement("variants/cuda-driver/libcuda.so.1", CUDA_DRIVER_STANDIN),),
+        placements=(Placement("variants/cuda-driver/libcuda.so.1", CUDA_DRIVER_STANDIN), _MPS_STANDIN_PLACEMENT),
         probe_preload=None,
         probe_library_path=LIB,
         probe_argv=CUDA_PROBE_ARGV,
