@@ -100,10 +100,14 @@ class MpsDaemon:
 
     def start(self) -> None:
         self.target.exec(["mkdir", "-p", self.pipe_dir, self.log_dir], timeout=60)
-        result = self.target.exec([CONTROL, "-d"], env=self.env, timeout=60)
+        # The daemon's output goes to a file: a daemon that kept our pipes open would hold the exec.
+        output = posixpath.join(self.log_dir, "xsched-ops-start.log")
+        result = self.target.exec(["sh", "-c", f'{CONTROL} -d < /dev/null > "$1" 2>&1', "xsched-ops-mps", output],
+                                  env=self.env, timeout=60)
         if result.exit_code != 0:
-            raise RunFailedError(f"{CONTROL} -d failed (exit code {result.exit_code}): "
-                                 f"{(result.stderr or result.stdout).strip()[-300:]}", "run `xsched-ops doctor`")
+            said = self.target.exec(["cat", output], timeout=60).stdout.strip()[-300:]
+            raise RunFailedError(f"{CONTROL} -d failed (exit code {result.exit_code}): {said or 'no output'}",
+                                 "run `xsched-ops doctor`")
         self.started = True
         self._thread = threading.Thread(target=self._poll_forever, name="mps-poll", daemon=True)
         self._thread.start()
