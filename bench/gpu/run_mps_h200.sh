@@ -2,6 +2,7 @@
 # NVIDIA MPS as a placement (issue 19), native modes only (no XSched build on the device): one
 # device call runs this end to end and writes under $OUT.
 #   PROFILE=intensive REPEATS=2 DURATION=20 bash bench/gpu/run_mps_h200.sh
+#   PROFILE=llm-decode COMBOS="processes:standalone baseline;mps:standalone baseline" bash bench/gpu/run_mps_h200.sh
 # Per repeat, interleaved: placement processes (standalone, baseline, priority-streams), then
 # placement mps (standalone, baseline), each as one `xsched-ops run`.
 set -uo pipefail
@@ -10,7 +11,7 @@ OUT="${OUT:-/tmp/xsched-ops-gpu}"
 . bench/gpu/device_prelude.sh
 PROFILE="${PROFILE:-intensive}"
 REPEATS="${REPEATS:-2}"
-DURATION="${DURATION:-20}"
+DURATION="${DURATION-20}"  # empty: the profile's own
 RESULTS="${RESULTS:-/tmp/xsched-ops-gpu-results}"
 mkdir -p "$RESULTS"
 
@@ -19,14 +20,16 @@ python3 -c "import torch, torchvision; print(torch.__version__, torch.version.cu
 command -v nvidia-cuda-mps-control >> "$OUT/versions.txt" 2>&1
 xo doctor --local --platform cuda --json > "$OUT/doctor_local.json" 2> "$OUT/doctor_local.log"
 
+COMBOS="${COMBOS:-processes:standalone baseline priority-streams;mps:standalone baseline}"
+IFS=';' read -r -a combos <<< "$COMBOS"
 status=0
 for repeat in $(seq 1 "$REPEATS"); do
-  for combo in "processes:standalone baseline priority-streams" "mps:standalone baseline"; do
+  for combo in "${combos[@]}"; do
     placement="${combo%%:*}"; modes=()
     for mode in ${combo#*:}; do modes+=(--mode "$mode"); done
     echo "== $PROFILE repeat $repeat: placement $placement, ${combo#*:}" >&2
     xo run "$PROFILE" --local --backend torch --placement "$placement" "${modes[@]}" \
-      --duration "$DURATION" --results-dir "$RESULTS" --no-report --json \
+      ${DURATION:+--duration "$DURATION"} --results-dir "$RESULTS" --no-report --json \
       >> "$OUT/runs.jsonl" 2>> "$OUT/runs.log" || status=1
     tar czf "$OUT/results.tar.gz" -C "$RESULTS" .
   done
