@@ -117,3 +117,19 @@ def test_report_of_a_run_without_samples_warns_nothing_and_says_so(tmp_path, fmt
     page = out.read_text()
     assert page.count("no samples") >= 4  # every plot's caption
     assert "INVALID" in page or "invalid" in page
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+def test_wrap_words_breaks_only_between_words_and_keeps_quoted_commands_whole(width):
+    from xsched_ops.results.render import print_lines, wrap_words
+
+    path = "/data/dockercode/xsched-build/output/lib/libhalhip.so"
+    command = "`docker run --device=/dev/kfd --device=/dev/dri --group-add video ...`"
+    text = f"the loader picked {path} (found via LD_LIBRARY_PATH entry 1); recreate the container with {command}"
+    lines = wrap_words(text, width, "    ")
+    assert " ".join(" ".join(lines).split()) == text
+    assert any(path in line for line in lines) and any(command in line for line in lines)
+    assert all(len(line) <= width or len(line.split()) == 1 or "`" in line for line in lines), lines
+    console = recording_console(width)
+    print_lines(console, [f"    export LD_LIBRARY_PATH={path}:{path}"])
+    assert console.export_text().splitlines() == [f"    export LD_LIBRARY_PATH={path}:{path}"]

@@ -109,8 +109,68 @@ def _is_xsched_object(context: DoctorContext, path: str) -> bool:
     return posixpath.basename(path) in names
 
 
+# Ranks of the symbols inside a finding: what tells the cause first (a class's typeinfo and vtable
+# name the class whose definition is missing), then the rest by name.
+_SYMBOL_RANK = (("typeinfo for ", 0), ("typeinfo name for ", 1), ("vtable for ", 2), ("VTT for ", 3),
+                ("construction vtable for ", 3))
+
+
+def _symbol_rank(demangled: str) -> int:
+    return next((rank for prefix, rank in _SYMBOL_RANK if demangled.startswith(prefix)), 4)
+
+
+def _symbol_entry(symbol: Any) -> dict[str, Any]:
+    return {"symbol": symbol.symbol, "demangled": symbol.demangled, "version": symbol.version, "when": symbol.when,
+            "loader_message": symbol.message}
+
+
+def _symbol_line(entry: dict[str, Any]) -> str:
+    """``  typeinfo for xsched::hip::HipCommand (_ZTIN6xsched3hip10HipCommandE)``: both names, whole."""
+    mangled, demangled = entry["symbol"], entry["demangled"]
+    return f"  {demangled} ({mangled})" if demangled and demangled != mangled else f"  {mangled}"
+
+
+def _symbols_block(entries: list[dict[str, Any]], needed_by: str, note: str = "") -> str:
+    at_startup = sum(1 for entry in entries if entry["when"] == "startup")
+    versions = sorted({entry["version"] for entry in entries if entry["version"]})
+    head = (f"undefined in {posixpath.basename(needed_by)} ({len(entries)} symbol{'s' if len(entries) != 1 else ''}"
+            + (f", version {', '.join(versions)}" if versions else "")
+            + (f"; {at_startup} bound at startup: the process dies before main" if at_startup else
+               "; bound lazily: the process dies at the first call")
+            + ")" + note + ":")
+    return "\n".join([head, *(_symbol_line(entry) for entry in entries)])
+
+
+def _group_title(entries: list[dict[str, Any]], needed_by: str) -> str:
+    first = entries[0]
+    named = first["demangled"] if first["demangled"] and first["demangled"] != first["symbol"] else first["symbol"]
+    if len(entries) == 1:
+        return f"{posixpath.basename(needed_by)}: undefined symbol {first['symbol']} ({named})"
+    return f"{posixpath.basename(needed_by)}: {len(entries)} undefined symbols ({named} and {len(entries) - 1} more)"
+
+
+def _version_provider(context: DoctorContext, problem: Any, folders: list[str]) -> str | None:
+    """A file named like the loaded provider, on the search folders, that does define the missing version."""
+    for folder in folders:
+        candidate = posixpath.join(folder, problem.file)
+        if candidate == problem.provider or not context.fs.isfile(candidate):
+            continue
+        try:
+            definitions = read_elf(context.fs, candidate).version_definitions
+        except Exception:
+            continue
+        if any(d.name == problem.version for d in definitions):
+            return candidate
+    return None
+
+
 @check("shim-loads", "loader", "the shim loads")
 def check_shim_loads(context: DoctorContext) -> list[Finding]:
+    """One finding per cause: missing libraries grouped by the object that needs them (and where a copy
+    lies), version problems and undefined symbols by (needing object, loaded provider, expected
+    provider); a version problem takes in the undefined symbols of the same three files (one stale copy
+    explains both). ``data`` keeps the first (most telling) symbol, version or library under the
+    single keys (``symbol``, ``version``, ``needed``) and every one of them in lists."""
     install = context.install
     if install is None or not context.fs.isfile(install.shim_path):
         return []
@@ -119,42 +179,16 @@ def check_shim_loads(context: DoctorContext) -> list[Finding]:
     findings: list[Finding] = []
     fix_text = "run with the environment `xsched-ops env` computes (doctor --fix stores it for xsched-ops runs)"
     folders = provider_folders(context, env)
+
+    missing_groups: dict[tuple[str, str | None], list[tuple[Any, str | None]]] = {}
     for missing in report.not_found:
         if not _is_xsched_object(context, missing.needed_by):
             continue
         expected = next((posixpath.join(f, missing.name) for f in folders
                          if context.fs.isfile(posixpath.join(f, missing.name))), None)
-        findings.append(fail(
-            "shim-loads", "loader", f"{missing.name}, needed by {posixpath.basename(missing.needed_by)}, is not found",
-            f"{missing.message}; tried {len(missing.tried)} paths: " + ", ".join(s.path for s in missing.tried[:8]),
-            "install the missing library (rebuild XSched: `make install`)" if expected is None else fix_text,
-            _fix_commands(context) if expected else [],
-            needed=missing.name, needed_by=missing.needed_by, expected_provider=expected,
-            tried=[step.path for step in missing.tried]))
-    for problem in report.version_problems:
-        if problem.severity != "error":
-            continue
-        expected = None
-        for folder in folders:
-            candidate = posixpath.join(folder, problem.file)
-            if candidate == problem.provider or not context.fs.isfile(candidate):
-                continue
-            try:
-                definitions = read_elf(context.fs, candidate).version_definitions
-            except Exception:
-                continue
-            if any(d.name == problem.version for d in definitions):
-                expected = candidate
-                break
-        loaded = report.object_for(problem.provider)
-        findings.append(fail(
-            "shim-loads", "loader", f"version {problem.version} not found in {problem.provider}",
-            f"{problem.message}. The loader picked {problem.provider}"
-            + (f" ({loaded.reason})" if loaded else "")
-            + (f"; {expected} does define {problem.version}" if expected else ""),
-            fix_text, _fix_commands(context),
-            version=problem.version, needed_by=problem.needed_by, loaded_provider=problem.provider,
-            loaded_provider_reason=loaded.reason if loaded else None, expected_provider=expected))
+        key = (missing.needed_by, posixpath.dirname(expected) if expected else None)
+        missing_groups.setdefault(key, []).append((missing, expected))
+    symbol_groups: dict[tuple[str, str | None, str | None], list[tuple[Any, str | None]]] = {}
     for symbol in report.unresolved_symbols:
         if not _is_xsched_object(context, symbol.needed_by):
             continue
@@ -165,22 +199,90 @@ def check_shim_loads(context: DoctorContext) -> list[Finding]:
             expected = definers[0] if definers else None
             expected_reason = "defines it (searched the XSched prefix, LD_LIBRARY_PATH, ld.so.conf folders)" \
                 if expected else None
-        loaded = symbol.loaded_provider
-        if loaded is not None:
-            why = (f"the loader picked {loaded.path} ({loaded.reason}), which does not define it"
-                   + (f"; {expected} does" if expected else ""))
-        else:
-            why = (f"no object in the global scope defines it: {posixpath.basename(symbol.needed_by)} "
-                   "has no DT_NEEDED on a library that does (underlinked)"
-                   + (f"; {expected} does define it" if expected else ""))
+        loaded = symbol.loaded_provider.path if symbol.loaded_provider else None
+        symbol_groups.setdefault((symbol.needed_by, loaded, expected), []).append((symbol, expected_reason))
+    for group in symbol_groups.values():
+        group.sort(key=lambda item: (_symbol_rank(item[0].demangled), item[0].demangled or item[0].symbol))
+
+    for (needed_by, _folder), group in missing_groups.items():
+        names = [missing.name for missing, _ in group]
+        expected_paths = [expected for _, expected in group]
+        first, expected = group[0]
+        lines = [f"{missing.name}: {missing.message}; tried {len(missing.tried)} paths: "
+                 + ", ".join(s.path for s in missing.tried) for missing, _ in group]
+        if expected:
+            lines.append("a copy lies outside the search path: " + ", ".join(p for p in expected_paths if p))
+        # Symbols of the same object that nothing loaded defines are what the missing library would
+        # have provided (the real loader stops at the library and never names them): the same cause.
+        consequences = [key for key in symbol_groups if key[0] == needed_by and key[1] is None
+                        and (key[2] is None or posixpath.basename(key[2]) in names)]
+        symbols = sorted((item for key in consequences for item in symbol_groups.pop(key)),
+                         key=lambda item: (_symbol_rank(item[0].demangled), item[0].demangled or item[0].symbol))
+        entries = [_symbol_entry(symbol) for symbol, _ in symbols]
+        if entries:
+            lines.append(_symbols_block(entries, needed_by, " while it is missing"))
+        symbol_data: dict[str, Any] = {}
+        if entries:
+            symbol_data = {"symbol": entries[0]["symbol"], "demangled": entries[0]["demangled"], "symbols": entries}
         findings.append(fail(
             "shim-loads", "loader",
-            f"{posixpath.basename(symbol.needed_by)}: undefined symbol {symbol.symbol} ({symbol.demangled})",
-            why, fix_text, _fix_commands(context),
-            symbol=symbol.symbol, demangled=symbol.demangled, needed_by=symbol.needed_by, version=symbol.version,
-            when=symbol.when, loaded_provider=loaded.path if loaded else None,
-            loaded_provider_reason=loaded.reason if loaded else None,
-            expected_provider=expected, expected_provider_reason=expected_reason, loader_message=symbol.message))
+            f"{', '.join(names)}, needed by {posixpath.basename(needed_by)}, "
+            + ("is" if len(names) == 1 else "are") + " not found",
+            "\n".join(lines),
+            "install the missing library (rebuild XSched: `make install`)" if expected is None else fix_text,
+            _fix_commands(context) if expected else [],
+            needed=first.name, needed_libraries=names, needed_by=needed_by, expected_provider=expected,
+            expected_providers=expected_paths, tried=[step.path for step in first.tried],
+            tried_by_library={missing.name: [step.path for step in missing.tried] for missing, _ in group},
+            **symbol_data))
+
+    version_groups: dict[tuple[str, str, str | None], list[Any]] = {}
+    for problem in report.version_problems:
+        if problem.severity != "error":
+            continue
+        key = (problem.needed_by, problem.provider, _version_provider(context, problem, folders))
+        version_groups.setdefault(key, []).append(problem)
+    for (needed_by, provider, expected), problems in version_groups.items():
+        versions = list(dict.fromkeys(problem.version for problem in problems))
+        loaded = report.object_for(provider)
+        symbols = symbol_groups.pop((needed_by, provider, expected), [])
+        entries = [_symbol_entry(symbol) for symbol, _ in symbols]
+        lines = [problem.message for problem in problems]
+        lines.append(f"the loader picked {provider}" + (f" ({loaded.reason})" if loaded else "")
+                     + (f"; {expected} does define {', '.join(versions)}" if expected else ""))
+        if entries:
+            lines.append(_symbols_block(entries, needed_by))
+        symbol_data: dict[str, Any] = {}
+        if entries:
+            symbol_data = {"symbol": entries[0]["symbol"], "demangled": entries[0]["demangled"], "symbols": entries}
+        findings.append(fail(
+            "shim-loads", "loader",
+            f"version {', '.join(versions)} not found in {provider}"
+            + (f" ({len(entries)} symbols of {posixpath.basename(needed_by)} undefined with it)" if entries else ""),
+            "\n".join(lines), fix_text, _fix_commands(context),
+            version=versions[0], versions=versions, needed_by=needed_by, loaded_provider=provider,
+            loaded_provider_reason=loaded.reason if loaded else None, expected_provider=expected, **symbol_data))
+
+    for (needed_by, loaded_path, expected), group in symbol_groups.items():
+        first, expected_reason = group[0]
+        loaded = first.loaded_provider
+        entries = [_symbol_entry(symbol) for symbol, _ in group]
+        them = "it" if len(entries) == 1 else "them"
+        if loaded is not None:
+            why = (f"the loader picked {loaded.path} ({loaded.reason}), which does not define {them}"
+                   + (f"; {expected} does" + (f" ({expected_reason})" if expected_reason else "") if expected else ""))
+        else:
+            why = (f"no object in the global scope defines {them}: {posixpath.basename(needed_by)} "
+                   "has no DT_NEEDED on a library that does (underlinked)"
+                   + (f"; {expected} does define {them}" if expected else ""))
+        findings.append(fail(
+            "shim-loads", "loader", _group_title(entries, needed_by),
+            why + "\n" + _symbols_block(entries, needed_by), fix_text, _fix_commands(context),
+            symbol=first.symbol, demangled=first.demangled, needed_by=needed_by, version=first.version,
+            when="startup" if any(entry["when"] == "startup" for entry in entries) else first.when,
+            loaded_provider=loaded_path, loaded_provider_reason=loaded.reason if loaded else None,
+            expected_provider=expected, expected_provider_reason=expected_reason, loader_message=first.message,
+            symbols=entries))
     if not findings:
         shim = report.object_for(install.shim_path)
         findings.append(ok("shim-loads", "loader",

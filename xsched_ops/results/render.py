@@ -85,6 +85,33 @@ def print_table(console: Console, table: Table) -> None:
             console.print(line)
 
 
+def wrap_words(text: str, width: int, indent: str = "", hanging: str | None = None) -> list[str]:
+    """``text`` wrapped at ``width`` between words only, each line of it on its own: a word (a path, a
+    symbol, a command) is never broken nor cut; one longer than the room gets a line of its own, longer
+    than ``width``. Continuation lines get ``hanging`` (default: ``indent`` plus the line's own leading
+    spaces). A command quoted in backquotes (`like this`) is one word: it is not broken between lines."""
+    import re
+    import textwrap
+
+    glue = "\x00"  # stands for a space inside backquotes while wrapping (textwrap breaks at ASCII spaces only)
+    lines: list[str] = []
+    for line in text.splitlines() or [""]:
+        own = line[:len(line) - len(line.lstrip(" "))]
+        wrapper = textwrap.TextWrapper(width=max(1, width), initial_indent=indent + own,
+                                       subsequent_indent=hanging if hanging is not None else indent + own,
+                                       break_long_words=False, break_on_hyphens=False)
+        glued = re.sub(r"`[^`]*`", lambda quoted: quoted.group(0).replace(" ", glue), line.lstrip(" "))
+        lines.extend(wrapped.replace(glue, " ") for wrapped in wrapper.wrap(glued) or [indent + own])
+    return lines
+
+
+def print_lines(console: Console, lines: list[str], style: str = "") -> None:
+    """Print ``lines`` as they are: no wrapping, no "…", no markup, however narrow the console (a line
+    longer than it is left to the terminal to fold, and stays one line when copied)."""
+    for line in lines:
+        console.print(Text(line, style=style), soft_wrap=True, crop=False, no_wrap=True, overflow="ignore")
+
+
 def format_value(interval: Interval, digits: int = 2) -> str:
     if interval.mean is None:
         return "n/a"
