@@ -19,6 +19,8 @@ install: $(BIN)/xsched-ops
 
 install-torch: install
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	@# transformers: the llm-decode profile's model file is tested on the CPU with a tiny GPT-2.
+	@$(BIN)/python -c "import transformers" 2>/dev/null || $(BIN)/pip install -q transformers
 
 # System tools (docker.io, debootstrap, g++, chromium for the report test) and a running engine.
 setup:
