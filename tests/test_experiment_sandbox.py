@@ -383,3 +383,24 @@ def test_mps_placement_on_hip_is_refused_with_one_line(new_sandbox, capsys, tmp_
     assert code == 2
     assert "placement mps needs the CUDA platform" in err and "Traceback" not in err
     assert not list(tmp_path.glob("*/trials"))
+
+
+def test_sweep_runs_each_cell_once_and_resumes(new_sandbox, capsys, tmp_path: Path) -> None:
+    name = new_sandbox("ok")
+    argv = ["sweep", "intensive", "--container", name, "--grid", "low.batch=8,64", "--mode", "baseline",
+            "--duration", "3", *FAST, "--sweep-dir", str(tmp_path / "sweep"), "--json"]
+    code, document = run_json(capsys, argv)
+    assert code == 0, document
+    cells = {cell["cell_id"]: cell for cell in document["manifest"]["cells"]}
+    assert set(cells) == {"low.batch=8", "low.batch=64"} and all(c["status"] == "valid" for c in cells.values())
+    rows = {row["cell"]: row for row in document["summary"]}
+    # Batch is the key variable: the FIFO baseline's tail grows with the background batch.
+    assert rows["low.batch=64"]["p99_ms"] > rows["low.batch=8"]["p99_ms"]
+    for cell in cells.values():
+        assert (tmp_path / "sweep" / "runs" / cell["run_id"] / "run.json").is_file()
+
+    capsys.readouterr()
+    assert invoke(argv[:-1] + ["--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "2 already valid, 0 to run" in captured.err
+    assert captured.out.count("skip (valid)") == 2
