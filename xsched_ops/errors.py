@@ -98,4 +98,21 @@ class RunFailedError(XSchedOpsError):
 
 
 class ResultsError(XSchedOpsError):
+    """Results not found or unreadable: not a run folder, a damaged record, an unwritable report path."""
+
     exit_code = 23
+
+
+class ProfileArgumentError(UsageError, ProfileError):
+    """A malformed ``--set KEY=VALUE`` expression (its syntax, not its value): bad arguments, exit 2.
+
+    Also a ``ProfileError``, so that code catching profile problems still sees it.
+    """
+
+    exit_code = 2
+
+
+class SandboxNotFoundError(ContainerNotFoundError, SandboxError):
+    """``sandbox rm`` of a name no container has: no such container, exit 11 (also a ``SandboxError``)."""
+
+    exit_code = 11

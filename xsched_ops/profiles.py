@@ -8,6 +8,33 @@ each role and the simulated device's kernel table.
 Lookup order for a name: the folders in ``XSCHED_OPS_PROFILES`` (``os.pathsep``-separated),
 then the repository's ``profiles/`` folder. Anything ending in ``.toml`` or containing a path
 separator is taken as a path.
+
+Bounds (every number must also be finite: ``inf``, ``nan`` and values beyond the bounds are
+refused when the profile is loaded or overridden, with one line naming the key, the value and
+the allowed range):
+
+==============================  ===========================================================
+key                             allowed
+==============================  ===========================================================
+duration_s                      0 < x <= 86400 (one day)
+warmup_s, drain_s               0 <= x <= 3600
+warmup_iterations               0 .. 10000
+sla_ms, tiers.*.p99_ms          0 < x <= 600000 (ten minutes)
+high.rate                       0 < x <= 10000 requests per second
+high.rate * duration_s          at most 10,000,000 requests in the trace
+high.batch, low.batch           1 .. 65536
+high.image_size, low.image_size 8 .. 4096
+*.xsched.priority               -256 .. 255 (XSched's range)
+*.xsched.level                  1 .. 3
+*.xsched.threshold              1 .. 65536
+*.xsched.batch_size             1 .. threshold
+sim.models.*.kernels            1 .. 100000
+sim.models.*.ms_per_image       0 .. 60000
+sim.models.*.fixed_ms           0 .. 600000
+==============================  ===========================================================
+
+A profile file is read as UTF-8 (at most 1 MiB); anything else is one line naming the file and
+the byte offset.
 """
 
 from __future__ import annotations
@@ -15,21 +42,35 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
-from xsched_ops.errors import ProfileError
+from xsched_ops.errors import ProfileArgumentError, ProfileError
 
 PROFILES_ENV = "XSCHED_OPS_PROFILES"
 REPO_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 XSCHED_POLICIES = ("HPF", "HHPF", "CHPF", "UP", "PUP", "SPUP", "KEDF", "LAX", "AWF", "CFS", "MLFQ")
-Placement = Literal["processes", "streams", "shared-stream", "priority-streams"]
+Placement = Literal["processes", "streams", "shared-stream", "priority-streams", "mps"]
 TIER_NAMES = ("excellent", "good", "acceptable")
+
+MAX_DURATION_S = 86400.0
+MAX_WARMUP_S = 3600.0
+MAX_DRAIN_S = 3600.0
+MAX_WARMUP_ITERATIONS = 10_000
+MAX_MS = 600_000.0  # SLA and tier latencies: ten minutes
+MAX_RATE = 10_000.0  # requests per second of the open-loop role
+MAX_TRACE_REQUESTS = 10_000_000  # rate * duration_s: the trace is built in memory in the target
+MAX_BATCH = 65_536
+MAX_IMAGE_SIZE = 4096
+MAX_XSCHED_THRESHOLD = 65_536
+MAX_SIM_KERNELS = 100_000
+MAX_PROFILE_BYTES = 1 << 20
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ArrivalSettings(_Strict):
@@ -41,7 +82,7 @@ class ArrivalSettings(_Strict):
 
 
 class SuccessTier(_Strict):
-    p99_ms: float = Field(gt=0, description="XSched high-priority P99 must be below this")
+    p99_ms: float = Field(gt=0, le=MAX_MS, description="XSched high-priority P99 must be below this")
     p99_improvement_pct: float = Field(ge=0, le=100, description="P99 improvement over baseline must exceed this")
     low_throughput_loss_pct: float = Field(ge=0, le=100, description="low-priority throughput loss must stay below")
 
@@ -62,21 +103,22 @@ class XSchedGlobal(_Strict):
 class XSchedRole(_Strict):
     priority: int = Field(0, ge=-256, le=255, description="XSCHED_AUTO_XQUEUE_PRIORITY (bigger is higher)")
     level: int = Field(1, ge=1, le=3)
-    threshold: int = Field(16, ge=1, description="in-flight commands per XQueue")
-    batch_size: int = Field(8, ge=1, description="commands launched at a time, 1..threshold")
+    threshold: int = Field(16, ge=1, le=MAX_XSCHED_THRESHOLD, description="in-flight commands per XQueue")
+    batch_size: int = Field(8, ge=1, le=MAX_XSCHED_THRESHOLD, description="commands launched at a time, 1..threshold")
 
     @model_validator(mode="after")
     def _batch_within_threshold(self) -> XSchedRole:
         if self.batch_size > self.threshold:
-            raise ValueError(f"batch_size {self.batch_size} exceeds threshold {self.threshold}")
+            raise ValueError(f"batch_size {self.batch_size} exceeds threshold {self.threshold} "
+                             f"(allowed: 1 <= batch_size <= threshold)")
         return self
 
 
 class Role(_Strict):
     model: str = Field(description="torchvision:NAME or file:PATH:FACTORY")
-    batch: int = Field(ge=1)
-    rate: float | None = Field(None, gt=0, description="requests per second (high role only)")
-    image_size: int = Field(224, ge=8)
+    batch: int = Field(ge=1, le=MAX_BATCH)
+    rate: float | None = Field(None, gt=0, le=MAX_RATE, description="requests per second (high role only)")
+    image_size: int = Field(224, ge=8, le=MAX_IMAGE_SIZE)
     xsched: XSchedRole = Field(default_factory=XSchedRole)
 
     @model_validator(mode="after")
@@ -96,9 +138,9 @@ class Role(_Strict):
 class SimKernels(_Strict):
     """One inference of batch b: ``kernels`` kernels of (fixed_ms + ms_per_image*b)/kernels ms."""
 
-    kernels: int = Field(ge=1)
-    ms_per_image: float = Field(ge=0)
-    fixed_ms: float = Field(0.0, ge=0)
+    kernels: int = Field(ge=1, le=MAX_SIM_KERNELS)
+    ms_per_image: float = Field(ge=0, le=60_000.0)
+    fixed_ms: float = Field(0.0, ge=0, le=MAX_MS)
 
     def inference_ms(self, batch: int) -> float:
         return self.fixed_ms + self.ms_per_image * batch
@@ -118,12 +160,13 @@ class SimSettings(_Strict):
 class Profile(_Strict):
     name: str
     description: str = ""
-    duration_s: float = Field(180.0, gt=0)
-    warmup_s: float = Field(5.0, ge=0)
-    warmup_iterations: int = Field(3, ge=0)
-    drain_s: float = Field(5.0, ge=0, description="after the window, serve issued requests at most this long")
+    duration_s: float = Field(180.0, gt=0, le=MAX_DURATION_S)
+    warmup_s: float = Field(5.0, ge=0, le=MAX_WARMUP_S)
+    warmup_iterations: int = Field(3, ge=0, le=MAX_WARMUP_ITERATIONS)
+    drain_s: float = Field(5.0, ge=0, le=MAX_DRAIN_S,
+                           description="after the window, serve issued requests at most this long")
     placement: Placement = "processes"
-    sla_ms: float = Field(100.0, gt=0)
+    sla_ms: float = Field(100.0, gt=0, le=MAX_MS)
     arrival: ArrivalSettings = Field(default_factory=ArrivalSettings)
     tiers: dict[Literal["excellent", "good", "acceptable"], SuccessTier]
     xsched: XSchedGlobal = Field(default_factory=XSchedGlobal)
@@ -137,6 +180,11 @@ class Profile(_Strict):
             raise ValueError("high.rate is required (requests per second)")
         if self.low.rate is not None:
             raise ValueError("low.rate makes no sense: the low-priority role runs back to back")
+        requests = self.high.rate * self.duration_s
+        if requests > MAX_TRACE_REQUESTS:
+            raise ValueError(f"high.rate {self.high.rate:g} x duration_s {self.duration_s:g} = {requests:.0f} requests; "
+                             f"allowed: at most {MAX_TRACE_REQUESTS} requests in a trial (lower the rate or the "
+                             f"duration)")
         missing = [name for name in TIER_NAMES if name not in self.tiers]
         if missing:
             raise ValueError(f"tiers lacks {', '.join(missing)}")
@@ -184,14 +232,92 @@ def _location(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _field_at(loc: tuple) -> FieldInfo | None:
+    """The model field an error location points at (through nested models and dict values)."""
+    model: Any = Profile
+    field: FieldInfo | None = None
+    skip_key = False
+    for part in loc:
+        if skip_key:  # a dict's key (a tier name, a sim model name)
+            skip_key = False
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif get_origin(annotation) is dict:
+            model = get_args(annotation)[1]
+            skip_key = True
+        else:
+            model = None
+    return field
+
+
+def _number_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def allowed_range(loc: tuple) -> str | None:
+    """The bounds of the field at ``loc`` as text (``1 <= low.batch <= 65536``), None when it has none."""
+    field = _field_at(loc)
+    if field is None:
+        return None
+    lower = upper = ""
+    for constraint in field.metadata:
+        if getattr(constraint, "gt", None) is not None:
+            lower = f"{_number_text(constraint.gt)} < "
+        elif getattr(constraint, "ge", None) is not None:
+            lower = f"{_number_text(constraint.ge)} <= "
+        elif getattr(constraint, "lt", None) is not None:
+            upper = f" < {_number_text(constraint.lt)}"
+        elif getattr(constraint, "le", None) is not None:
+            upper = f" <= {_number_text(constraint.le)}"
+    if not lower and not upper:
+        return None
+    return f"{lower}{_location(loc)}{upper}"
+
+
+def _shown_value(value: Any) -> str | None:
+    """A scalar input as the message shows it (shortened), None for tables and lists."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = repr(value)
+    elif isinstance(value, str):
+        text = repr(value)
+    else:
+        return None
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _first_error(err: ValidationError) -> tuple[str, str]:
+    """(key, one-line reason) of the first problem: the key, the value given and the allowed range."""
     first = err.errors()[0]
+    loc = tuple(first["loc"])
+    key = _location(loc)
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif message.startswith("Value error, "):
+        return key, "unknown key"
+    if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    return _location(first["loc"]), message
+    value = None if first["type"] == "missing" else _shown_value(first.get("input"))
+    allowed = allowed_range(loc)
+    text = f"= {value}: {message}" if value is not None else message
+    if allowed and "allowed" not in message:
+        text += f" (allowed: {allowed})"
+    return key, text
+
+
+def _describe(key: str, reason: str) -> str:
+    if key == "(top level)":
+        return reason
+    return f"key {key} {reason}" if reason.startswith("= ") else f"key {key}: {reason}"
 
 
 def _validate(raw: dict, source: str) -> Profile:
@@ -203,16 +329,34 @@ def _validate(raw: dict, source: str) -> Profile:
         hint = None
         if reason == "unknown key":
             hint = f"valid keys here: {', '.join(_valid_keys_at(key.split('.')[:-1]))}"
-        raise ProfileError(f"profile {source}: key {key}: {reason}{more}", hint) from None
+        raise ProfileError(f"profile {source}: {_describe(key, reason)}{more}", hint) from None
+
+
+def _read_profile_text(path: Path) -> str:
+    """The file as UTF-8 text; one line naming the file (and the byte offset) otherwise."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_PROFILE_BYTES + 1)
+    except OSError as err:
+        raise ProfileError(f"profile {path}: cannot read ({err.strerror or err})") from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"profile {path}: larger than {MAX_PROFILE_BYTES} bytes, not a profile")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ProfileError(f"profile {path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}, "
+                           f"line {line})", "save the file as UTF-8") from None
 
 
 def load_profile_file(path: Path) -> Profile:
+    text = _read_profile_text(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ProfileError(f"profile {path}: cannot read ({err.strerror})") from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ProfileError(f"profile {path}: not valid TOML ({err})") from None
+    except RecursionError:
+        raise ProfileError(f"profile {path}: not valid TOML (nested too deeply)") from None
     raw.setdefault("name", path.stem)
     return _validate(raw, str(path))
 
@@ -256,7 +400,8 @@ def _split_key(key: str) -> list[str]:
             current += char
     parts.append(current)
     if quoted or any(not part for part in parts):
-        raise ProfileError(f"--set {key}: malformed key", 'use dotted names such as low.batch or sim.models."m".kernels')
+        raise ProfileArgumentError(f"--set {key}: malformed key",
+                                   'use dotted names such as low.batch or sim.models."m".kernels')
     return parts
 
 
@@ -305,9 +450,11 @@ def _valid_keys_at(parts: list[str]) -> list[str]:
 def _parse_value(text: str) -> Any:
     """A TOML literal (``512``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``), else the raw text as a string."""
     try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
+        parsed = tomllib.loads(f"value = {text}")
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
+    # "1\nhigh.rate = 5" parses as two keys: the value is then the text, never a second assignment.
+    return parsed["value"] if set(parsed) == {"value"} else text
 
 
 def apply_overrides(profile: Profile, assignments: list[str], duration_s: float | None = None) -> Profile:
@@ -317,7 +464,7 @@ def apply_overrides(profile: Profile, assignments: list[str], duration_s: float 
         key, sep, value_text = assignment.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ProfileError(f"--set {assignment!r}: expected KEY=VALUE", "for example --set low.batch=512")
+            raise ProfileArgumentError(f"--set {assignment!r}: expected KEY=VALUE", "for example --set low.batch=512")
         parts = _split_key(key)
         node: Any = raw
         for depth, part in enumerate(parts):
@@ -343,7 +490,7 @@ def apply_overrides(profile: Profile, assignments: list[str], duration_s: float 
         return Profile.model_validate(raw)
     except ValidationError as err:
         where, reason = _first_error(err)
-        raise ProfileError(f"profile {profile.name}: override {where}: {reason}",
+        raise ProfileError(f"profile {profile.name}: override {_describe(where, reason)}",
                            "check the --set / --duration values") from None
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
+import os
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from xsched_ops.errors import UsageError
+from xsched_ops.errors import ResultsError, UsageError
 from xsched_ops.report.data import ReportData, gather
 from xsched_ops.report.plots import all_plots
 from xsched_ops.results.compare import Comparison
@@ -327,23 +330,91 @@ def render_markdown(data: ReportData, images: dict[str, tuple[str, str]]) -> str
 # --------------------------------------------------------------------------- entry point
 
 
+# -- where the report goes -------------------------------------------------------------------------
+
+_RUNS_LINE = re.compile(r"(?:<p>runs: |^Runs: )([^;<\n]*)", re.MULTILINE)
+
+
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
+
+
+def _runs_of_report(path: Path) -> list[str] | None:
+    """The run ids an existing report names (its "runs:" line), None when it cannot be read as one."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return None
+    match = _RUNS_LINE.search(head)
+    return [html.unescape(part).strip() for part in match.group(1).split(", ")] if match else None
+
+
+def default_report_path(runs: list[RunResult], fmt: str = "html") -> Path:
+    """``report.<fmt>`` in the first run's folder, unless a report of other runs is already there.
+
+    A report is never overwritten by one of other runs: ``report A`` then ``report A B`` leaves A's
+    report alone and writes ``report-<A>-<B>.<fmt>`` beside it.
+    """
+    folder = Path(runs[0].run_dir)
+    plain = folder / f"report.{fmt}"
+    ids = [run.run_id for run in runs]
+    if not plain.exists() or _runs_of_report(plain) == ids:
+        return plain
+    stem = "report-" + "-".join(_file_safe(run_id) for run_id in ids)
+    if len(stem) > 200:  # file names end at 255 bytes
+        stem = stem[:180] + "-" + hashlib.sha1("\0".join(ids).encode()).hexdigest()[:12]
+    return folder / f"{stem}.{fmt}"
+
+
+def _output_file(out: Path | str, fmt: str) -> Path:
+    """``out`` itself, or ``out/report.<fmt>`` when it is a folder (or written as one, ending in /)."""
+    text = str(out)
+    if not text.strip():
+        raise UsageError("the report's output path is empty", "give a file or a folder, e.g. -o report.html")
+    path = Path(text)
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        return path / f"report.{fmt}"
+    return path
+
+
+def _write_output(path: Path, content: str | bytes) -> None:
+    """Write one output file; an unwritable path is a one-line ResultsError (a partial new file is removed)."""
+    existed = path.exists()
+    try:
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+    except OSError as err:
+        if not existed and path.is_file():
+            path.unlink(missing_ok=True)
+        raise ResultsError(f"cannot write the report to {path}: {err.strerror or err}",
+                           "choose another --out file or folder") from None
+
+
 def write_report(runs: list[RunResult], out: Path | str, fmt: str = "html") -> Path:
-    """Write the report of ``runs`` to ``out``; Markdown puts ``<stem>-<plot>.png`` beside the file."""
+    """Write the report of ``runs`` to ``out`` (a file, or a folder: ``out/report.<fmt>``); Markdown puts
+    ``<stem>-<plot>.png`` beside the file. An unwritable path is a ``ResultsError`` (exit 23), one line."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format {fmt!r} (formats: {', '.join(FORMATS)})")
     if not runs:
         raise UsageError("a report needs at least one run")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _output_file(out, fmt)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ResultsError(f"cannot write the report to {out}: cannot make {out.parent} "
+                           f"({err.strerror or err})", "choose another --out file or folder") from None
     data = gather(runs)
     plots = all_plots(data)
     if fmt == "html":
-        out.write_text(render_html(data, plots), encoding="utf-8")
+        _write_output(out, render_html(data, plots))
         return out
     images: dict[str, tuple[str, str]] = {}
     for name, (caption, png) in plots.items():
         file_name = f"{out.stem}-{name}.png"
-        (out.parent / file_name).write_bytes(png)
+        _write_output(out.parent / file_name, png)
         images[name] = (caption, file_name)
-    out.write_text(render_markdown(data, images), encoding="utf-8")
+    _write_output(out, render_markdown(data, images))
     return out

@@ -23,6 +23,7 @@ Definitions (times relative to t0, window ``[0, D)`` with ``D = duration_s``):
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -273,6 +274,7 @@ def analyze_trial(trial_dir: Path | str, default_sla_ms: float | None = None) ->
 
     unreadable = sum(events.unreadable_lines for events in files.values()) + device.unreadable_lines
     findings.extend(validity.check_trial(meta, mode, high, closed_loop, roles, unreadable))
+    findings.extend(validity.check_event_files(meta, mode, event_file_facts(trial_dir, files, set(role_env))))
     simulated = bool(meta.simulated) if meta else any(
         (events.first("start") or {}).get("simulated") for events in files.values())
     return TrialAnalysis(
@@ -287,6 +289,57 @@ def analyze_trial(trial_dir: Path | str, default_sla_ms: float | None = None) ->
         findings=findings,
         valid=not any(finding.severity == "error" for finding in findings),
     )
+
+
+def _cut_last_line(path: Path) -> int | None:
+    """Byte offset of the last line when it stops in the middle of an event (no newline and not JSON)."""
+    try:
+        with path.open("rb") as stream:
+            size = stream.seek(0, 2)
+            if size == 0:
+                return None
+            start = max(0, size - 65536)
+            stream.seek(start)
+            tail = stream.read()
+    except OSError:
+        return None
+    if tail.endswith(b"\n"):
+        return None
+    newline = tail.rfind(b"\n")
+    last = tail[newline + 1:]
+    try:
+        if isinstance(json.loads(last.decode("utf-8")), dict):
+            return None
+    except (ValueError, RecursionError):
+        pass
+    return start + newline + 1
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def event_file_facts(trial_dir: Path, files: dict[str, EventFile],
+                     configured_roles: set[str]) -> dict[str, validity.EventFileFacts]:
+    """Per role: does its events file exist, is its last line cut, how many samples/iterations vs its end event."""
+    facts: dict[str, validity.EventFileFacts] = {}
+    for role in sorted(set(files) | configured_roles):
+        events = files.get(role)
+        name = f"events-{role}.jsonl"
+        if events is None or not events.path.is_file():
+            facts[role] = validity.EventFileFacts(name=name, exists=False)
+            continue
+        end = events.first("end") or {}
+        counts = {key: _count(end.get(key)) for key in ("completed", "unfinished", "iterations")}
+        facts[role] = validity.EventFileFacts(
+            name=name,
+            exists=True,
+            cut_at=_cut_last_line(events.path),
+            samples=len({event.get("seq") for event in events.of("sample") if isinstance(event.get("seq"), int)}),
+            iterations=len(events.of("iteration")),
+            end_counts={key: value for key, value in counts.items() if value is not None},
+        )
+    return facts
 
 
 def summarize_mode(mode: str, trials: list[TrialAnalysis]) -> ModeSummary:

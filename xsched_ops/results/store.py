@@ -2,6 +2,12 @@
 
 ``finalize_run`` may be called any number of times, also on a partial run (a trial without its
 ``end`` events, a missing trial record): it analyses what is there and rewrites ``result.json``.
+
+A run folder is recognised by its ``run.json`` (a valid ``RunMeta`` of a known schema version),
+never guessed from its contents: ``results show``, ``compare`` and ``report`` refuse anything
+else (``ResultsError``, exit 23) in one line saying what is wrong; ``results list`` lists damaged
+runs with their problem instead of hiding them. A run id is one folder name under the results
+folder (no ``/``, ``..``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ DEFAULT_RESULTS_DIR = Path("results")
 RUN_META_FILE = "run.json"
 RESULT_FILE = "result.json"
 TRIALS_DIR = "trials"
+EXPERIMENT_FILE = "experiment.json"
+_MAX_RECORD_BYTES = 64 << 20  # a run.json or result.json larger than this is not one
 
 
 # --------------------------------------------------------------------------- naming
@@ -81,14 +89,74 @@ def write_run_meta(run_dir: Path | str, meta: RunMeta) -> Path:
     return _write_json_atomically(Path(run_dir) / RUN_META_FILE, meta)
 
 
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _read_json_record(path: Path) -> tuple[object, str | None]:
+    """The JSON value in ``path``, or None and why it cannot be read (one line)."""
+    try:
+        size = path.stat().st_size
+        if size > _MAX_RECORD_BYTES:
+            return None, f"{path} is {size} bytes, too large for a run record"
+        data = path.read_bytes()
+    except OSError as err:
+        return None, f"{path} cannot be read ({err.strerror or err})"
+    if not data.strip():
+        return None, f"{path} is empty"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, f"{path} is not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})"
+    try:
+        return json.loads(text), None
+    except ValueError as err:
+        return None, f"{path} is not JSON ({_first_line(err)}): damaged or cut short"
+    except RecursionError:
+        return None, f"{path} is not a run record (JSON nested too deeply)"
+
+
+def _schema_problem(path: Path, raw: object) -> str | None:
+    """Why ``raw`` is not a record of a schema version this xsched-ops reads (None when it is)."""
+    if not isinstance(raw, dict):
+        return f"{path} holds a JSON {type(raw).__name__}, not a run record"
+    version = raw.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        return f"{path} has no schema_version: not a run record of xsched-ops"
+    if version > SCHEMA_VERSION:
+        return f"{path} has schema version {version}; this xsched-ops reads up to {SCHEMA_VERSION} (upgrade xsched-ops)"
+    if version < 1:
+        return f"{path} has schema version {version}, which no xsched-ops wrote (1..{SCHEMA_VERSION})"
+    return None
+
+
 def read_run_meta(run_dir: Path | str) -> tuple[RunMeta | None, str | None]:
+    """The run's ``run.json`` (valid, of a known schema version), or None and why not (one line)."""
     path = Path(run_dir) / RUN_META_FILE
     if not path.is_file():
         return None, f"{path} is missing"
+    raw, problem = _read_json_record(path)
+    if problem is None:
+        problem = _schema_problem(path, raw)
+    if problem is not None:
+        return None, problem
     try:
-        return RunMeta.model_validate_json(path.read_text(encoding="utf-8")), None
-    except (ValidationError, ValueError) as err:
-        return None, f"{path} is not a valid run record ({str(err).splitlines()[0]})"
+        return RunMeta.model_validate(raw), None
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        return None, f"{path} is not a valid run record (key {where}: {first['msg']})"
+
+
+def run_folder_problem(path: Path | str) -> str | None:
+    """None when ``path`` is a run folder (its run.json valid, of a known schema version), else why not."""
+    path = Path(path)
+    if not path.is_dir():
+        return f"{path} is not a folder"
+    if not (path / RUN_META_FILE).exists():
+        return f"{path} is not a run folder: it has no {RUN_META_FILE}"
+    return read_run_meta(path)[1]
 
 
 # --------------------------------------------------------------------------- analysis
@@ -119,6 +187,7 @@ def analyze_run(run_dir: Path | str) -> RunResult:
     trials_root = run_dir / TRIALS_DIR
     trial_dirs = sorted(path for path in trials_root.iterdir() if path.is_dir()) if trials_root.is_dir() else []
     trials = [analyze_trial(trial_dir, default_sla_ms=sla_ms) for trial_dir in trial_dirs]
+    findings.extend(_missing_trial_findings(run_dir, trial_dirs))
 
     modes_present = [mode for mode in MODES if any(trial.mode == mode for trial in trials)]
     modes_present += sorted({trial.mode for trial in trials} - set(modes_present))
@@ -148,6 +217,45 @@ def analyze_run(run_dir: Path | str) -> RunResult:
     )
 
 
+def _missing_trial_findings(run_dir: Path, trial_dirs: list[Path]) -> list[Finding]:
+    """Trials deleted from the run: a gap in the trial numbers, or fewer than experiment.json planned.
+
+    The orchestrator numbers trials without gaps in the order it runs them, and stops early only on
+    a failure (which leaves that trial partial, so the run is invalid anyway); a missing number, or a
+    complete-looking run with fewer trials than planned, means trials were removed afterwards.
+    """
+    indices = sorted(int(path.name.split("-", 1)[0]) for path in trial_dirs
+                     if path.name.split("-", 1)[0].isdigit() and "-" in path.name)
+    findings: list[Finding] = []
+    if indices:
+        gaps = sorted(set(range(indices[0], indices[-1] + 1)) - set(indices))
+        if gaps:
+            shown = ", ".join(f"{index:02d}" for index in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
+            findings.append(Finding(code="trials-missing", severity="error",
+                                    message=f"trial(s) {shown} missing from {run_dir / TRIALS_DIR}: "
+                                            "the run's trials were numbered without gaps, so these were removed"))
+    planned = _planned_trials(run_dir)
+    if planned is not None and len(trial_dirs) < planned and not findings:
+        findings.append(Finding(code="trials-missing", severity="error",
+                                message=f"{len(trial_dirs)} of the {planned} trials planned in "
+                                        f"{EXPERIMENT_FILE} are in {run_dir / TRIALS_DIR}"))
+    return findings
+
+
+def _planned_trials(run_dir: Path) -> int | None:
+    """len(modes) * repeat from the run's experiment.json, None when it is missing or unreadable."""
+    path = run_dir / EXPERIMENT_FILE
+    if not path.is_file():
+        return None
+    raw, problem = _read_json_record(path)
+    if problem is not None or not isinstance(raw, dict):
+        return None
+    modes, repeat = raw.get("modes"), raw.get("repeat")
+    if not isinstance(modes, list) or isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        return None
+    return len(set(map(str, modes))) * repeat
+
+
 def finalize_run(run_dir: Path | str) -> RunResult:
     """Analyse every trial and (re)write ``result.json``; safe to call again, also on a partial run."""
     result = analyze_run(run_dir)
@@ -158,19 +266,39 @@ def finalize_run(run_dir: Path | str) -> RunResult:
 # --------------------------------------------------------------------------- finding and loading
 
 
+def _is_run_id(text: str) -> bool:
+    """One folder name: no separator, not ``.`` or ``..`` (so that a run id never leaves the results folder)."""
+    return bool(text) and "/" not in text and os.sep not in text and text not in (".", "..")
+
+
 def resolve_run_dir(ref: str | Path, results_root: Path | str = DEFAULT_RESULTS_DIR) -> Path:
-    """A run given as a path to its folder (or its result.json), or as a run id under ``results_root``."""
-    candidate = Path(ref)
-    if candidate.is_file() and candidate.name in (RESULT_FILE, RUN_META_FILE):
-        return candidate.parent
-    if candidate.is_dir() and ((candidate / RUN_META_FILE).exists() or (candidate / TRIALS_DIR).is_dir()
-                               or (candidate / RESULT_FILE).exists()):
-        return candidate
-    under_root = Path(results_root) / str(ref)
-    if under_root.is_dir():
-        return under_root
-    raise ResultsError(f"no run {ref!r} (neither a run folder nor a run id under {results_root})",
-                       hint="list runs with `xsched-ops results list`, or pass --results-dir")
+    """A run given as a path to its folder (or its run.json/result.json), or as a run id under ``results_root``.
+
+    Only a run folder (``run_folder_problem`` is None) is accepted; anything else is a ``ResultsError``
+    saying what is wrong with it.
+    """
+    text = str(ref)
+    hint = "list runs with `xsched-ops results list`, or pass --results-dir"
+    if not text.strip() or "\0" in text:
+        raise ResultsError(f"{text!r} is not a run id or folder", hint=hint)
+    candidate = Path(text)
+    if candidate.name in (RESULT_FILE, RUN_META_FILE) and candidate.is_file():
+        candidate = candidate.parent
+    problem = None
+    if candidate.is_dir():
+        problem = run_folder_problem(candidate)
+        if problem is None:
+            return candidate
+    if _is_run_id(text):
+        under_root = Path(results_root) / text
+        if under_root.is_dir():
+            under_problem = run_folder_problem(under_root)
+            if under_problem is None:
+                return under_root
+            problem = problem or under_problem
+    if problem is not None:
+        raise ResultsError(f"not a usable run: {problem}", hint=hint)
+    raise ResultsError(f"no run {text!r} (neither a run folder nor a run id under {results_root})", hint=hint)
 
 
 def load_run(ref: str | Path, results_root: Path | str = DEFAULT_RESULTS_DIR) -> RunResult:
@@ -178,11 +306,10 @@ def load_run(ref: str | Path, results_root: Path | str = DEFAULT_RESULTS_DIR) ->
     run_dir = resolve_run_dir(ref, results_root)
     result_path = run_dir / RESULT_FILE
     if result_path.is_file():
-        try:
-            raw = json.loads(result_path.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ResultsError(f"{result_path} is not JSON ({err})",
-                               hint="remove it; it is rebuilt from the trials by `xsched-ops results show`") from err
+        raw, problem = _read_json_record(result_path)
+        if problem is not None:
+            raise ResultsError(problem,
+                               hint="remove it; it is rebuilt from the trials by `xsched-ops results show`")
         version = raw.get("schema_version") if isinstance(raw, dict) else None
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise ResultsError(f"{result_path} has schema version {version}; this xsched-ops reads up to "
@@ -196,14 +323,18 @@ def load_run(ref: str | Path, results_root: Path | str = DEFAULT_RESULTS_DIR) ->
 
 
 def _result_is_fresh(run_dir: Path, result_path: Path) -> bool:
-    """False when any trial file changed after result.json was written (e.g. a run still going)."""
-    written = result_path.stat().st_mtime
-    trials_root = run_dir / TRIALS_DIR
-    newest = (run_dir / RUN_META_FILE).stat().st_mtime if (run_dir / RUN_META_FILE).exists() else 0.0
-    if trials_root.is_dir():
-        for path in trials_root.rglob("*"):
-            if path.is_file():
-                newest = max(newest, path.stat().st_mtime)
+    """False when any trial file changed after result.json was written (e.g. a run still going), or was
+    added or removed (the folders' own times change: a deleted events file or trial is seen)."""
+    try:
+        written = result_path.stat().st_mtime_ns
+        trials_root = run_dir / TRIALS_DIR
+        newest = (run_dir / RUN_META_FILE).stat().st_mtime_ns if (run_dir / RUN_META_FILE).exists() else 0
+        if trials_root.is_dir():
+            newest = max(newest, trials_root.stat().st_mtime_ns)
+            for path in trials_root.rglob("*"):
+                newest = max(newest, path.stat().st_mtime_ns)
+    except OSError:
+        return False
     return newest <= written
 
 
@@ -219,20 +350,31 @@ class RunListing:
     simulated: bool
     created_wall: float | None
     finalized: bool
+    problem: str | None = None  # a damaged run: what is wrong (it cannot be shown, compared or reported)
 
 
 def list_runs(results_root: Path | str = DEFAULT_RESULTS_DIR) -> list[RunListing]:
-    """Every run folder under ``results_root``, newest first."""
+    """Every run folder under ``results_root``, newest first.
+
+    A folder that looks like a run (it has a run.json, a result.json or trials/) but cannot be read as
+    one is listed too, with ``status`` "damaged", no modes and ``problem`` saying what is wrong.
+    """
     root = Path(results_root)
     if not root.is_dir():
         return []
     listings: list[RunListing] = []
     for run_dir in sorted(path for path in root.iterdir() if path.is_dir()):
-        if not ((run_dir / RUN_META_FILE).exists() or (run_dir / TRIALS_DIR).is_dir()):
+        if not ((run_dir / RUN_META_FILE).exists() or (run_dir / TRIALS_DIR).is_dir()
+                or (run_dir / RESULT_FILE).exists()):
+            continue
+        problem = run_folder_problem(run_dir)
+        if problem is not None:
+            listings.append(_damaged_listing(run_dir, problem))
             continue
         try:
             result = load_run(run_dir, root)
-        except ResultsError:
+        except ResultsError as err:
+            listings.append(_damaged_listing(run_dir, err.message))
             continue
         created = result.meta.created_wall if result.meta else None
         if created is None:
@@ -251,6 +393,20 @@ def list_runs(results_root: Path | str = DEFAULT_RESULTS_DIR) -> list[RunListing
         ))
     listings.sort(key=lambda listing: (listing.created_wall or 0.0, listing.run_id), reverse=True)
     return listings
+
+
+def _damaged_listing(run_dir: Path, problem: str) -> RunListing:
+    meta, _ = read_run_meta(run_dir)
+    try:
+        created = meta.created_wall if meta and meta.created_wall else run_dir.stat().st_mtime
+    except OSError:
+        created = None
+    return RunListing(
+        run_id=run_dir.name, run_dir=run_dir,
+        profile_name=meta.profile_name if meta else None, target_name=meta.target_name if meta else None,
+        modes=(), status="damaged", valid=False, simulated=False, created_wall=created,
+        finalized=(run_dir / RESULT_FILE).is_file(), problem=" ".join(problem.split()),
+    )
 
 
 def latest_valid_run(

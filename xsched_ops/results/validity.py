@@ -32,6 +32,8 @@ Warnings and notes: fewer samples than a P99 needs (662) -> warning; than a P99.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from xsched_ops.results.models import (
     MIN_SAMPLES_P99,
     MIN_SAMPLES_P999,
@@ -219,3 +221,51 @@ def _check_high(high: HighRoleStats, add) -> None:
         if abs(offered - high.target_rate) > RATE_TOLERANCE * high.target_rate + 1.0 / high.window_s:
             add("trace-off-target", "note",
                 f"the arrival trace offers {offered:.2f} req/s against a target of {high.target_rate:g}", role)
+
+
+@dataclass(frozen=True)
+class EventFileFacts:
+    """What a role's ``events-<role>.jsonl`` holds, for ``check_event_files``."""
+
+    name: str
+    exists: bool
+    cut_at: int | None = None  # byte offset of a last line cut in the middle (no newline, not JSON)
+    samples: int = 0  # distinct ``seq`` of ``sample`` events
+    iterations: int = 0  # ``iteration`` events
+    end_counts: dict[str, int] = field(default_factory=dict)  # the end event's completed/unfinished/iterations
+
+
+def check_event_files(meta: TrialMeta | None, mode: str, facts: dict[str, EventFileFacts]) -> list[Finding]:
+    """A trial whose event files are missing or cut short measured less than it says -> error.
+
+    - an expected role without its events file (e.g. ``trial.json`` says complete, no ``events-high.jsonl``);
+    - a file whose last line stops in the middle of an event (a copy or a disk cut it short);
+    - fewer request samples than the role's ``end`` event counts (``completed + unfinished``: every
+      request of the trace is written, served or censored), or fewer iterations than it counts: lines
+      were lost or removed, so the percentiles and rates would rest on part of the trial.
+    """
+    findings: list[Finding] = []
+    complete = " although trial.json says the trial is complete" if meta is not None and meta.status == "complete" else ""
+    for role in sorted(expected_roles(meta, mode) | set(facts)):
+        fact = facts.get(role)
+        if fact is None or not fact.exists:
+            name = fact.name if fact is not None else f"events-{role}.jsonl"
+            findings.append(Finding(code="events-missing", severity="error", role=role,
+                                    message=f"{name} is missing{complete}: role {role} measured nothing on record"))
+            continue
+        if fact.cut_at is not None:
+            findings.append(Finding(code="events-truncated", severity="error", role=role,
+                                    message=f"{fact.name} ends in the middle of a line (from byte {fact.cut_at}): "
+                                            "the file was cut short"))
+        counts = fact.end_counts
+        if "completed" in counts and "unfinished" in counts:
+            expected = counts["completed"] + counts["unfinished"]
+            if fact.samples < expected:
+                findings.append(Finding(code="samples-missing", severity="error", role=role,
+                                        message=f"{fact.name} holds {fact.samples} of the {expected} request samples "
+                                                "its end event counts: samples were lost or removed"))
+        if "iterations" in counts and fact.iterations < counts["iterations"]:
+            findings.append(Finding(code="iterations-missing", severity="error", role=role,
+                                    message=f"{fact.name} holds {fact.iterations} of the {counts['iterations']} "
+                                            "iterations its end event counts: lines were lost or removed"))
+    return findings

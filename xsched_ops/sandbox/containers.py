@@ -15,7 +15,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from xsched_ops.errors import SandboxError
+from xsched_ops.errors import SandboxError, SandboxNotFoundError
 from xsched_ops.sandbox import scenarios
 from xsched_ops.sandbox.image import DEFAULT_PATH, SANDBOX_LABEL, ensure_image
 from xsched_ops.sandbox.install import InstallBuild, ensure_install
@@ -172,7 +172,8 @@ def remove_sandbox(name: str, docker_host: str | None = None) -> SandboxInfo:
         try:
             container = engine.call_engine(client.containers.get, name)
         except docker.errors.NotFound:
-            raise SandboxError(f"no sandbox named {name!r}", "list the sandboxes with `xsched-ops sandbox list`") from None
+            raise SandboxNotFoundError(f"no sandbox named {name!r}",
+                                       "list the sandboxes with `xsched-ops sandbox list`") from None
         except docker.errors.APIError as err:
             raise engine.engine_error(err, f"look up container {name!r}") from err
         if not _is_sandbox(container):
