@@ -48,12 +48,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.fields import FieldInfo
 
 from xsched_ops.errors import ProfileArgumentError, ProfileError
+from xsched_ops.xsched_settings import POLICIES
 
 PROFILES_ENV = "XSCHED_OPS_PROFILES"
 REPO_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-XSCHED_POLICIES = ("HPF", "HHPF", "CHPF", "UP", "PUP", "SPUP", "KEDF", "LAX", "AWF", "CFS", "MLFQ")
+XSCHED_POLICIES = POLICIES  # one list of XSched's policies: xsched_settings owns it
 Placement = Literal["processes", "streams", "shared-stream", "priority-streams", "mps"]
-TIER_NAMES = ("excellent", "good", "acceptable")
+TIER_NAMES = ("excellent", "good", "acceptable")  # best first; compare adds "fail" below them
 
 MAX_DURATION_S = 86400.0
 MAX_WARMUP_S = 3600.0

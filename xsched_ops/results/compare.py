@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from xsched_ops.errors import InvalidRunError, ResultsError
+from xsched_ops.profiles import TIER_NAMES
 from xsched_ops.results.analysis import summarize_mode
 from xsched_ops.results.models import MODES, Interval, ModeSummary, RunResult, TrialAnalysis
 
 COMPARISON_VERSION = 1
-TIER_ORDER = ("excellent", "good", "acceptable", "fail")
+TIER_ORDER = (*TIER_NAMES, "fail")  # the profile's tiers, best first, then what meets none
 
 
 class _Model(BaseModel):
