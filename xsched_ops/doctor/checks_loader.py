@@ -8,6 +8,7 @@ import shlex
 from typing import Any
 
 from xsched_ops import platforms
+from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
 from xsched_ops.doctor.ground_truth import libraries_for_route, real_load, without_global_scheduler
@@ -164,7 +165,7 @@ def _version_provider(context: DoctorContext, problem: Any, folders: list[str]) 
     return None
 
 
-@check("shim-loads", "loader", "the shim loads")
+@check(CheckId.SHIM_LOADS, "loader", "the shim loads")
 def check_shim_loads(context: DoctorContext) -> list[Finding]:
     """One finding per cause: missing libraries grouped by the object that needs them (and where a copy
     lies), version problems and undefined symbols by (needing object, loaded provider, expected
@@ -224,8 +225,7 @@ def check_shim_loads(context: DoctorContext) -> list[Finding]:
         symbol_data: dict[str, Any] = {}
         if entries:
             symbol_data = {"symbol": entries[0]["symbol"], "demangled": entries[0]["demangled"], "symbols": entries}
-        findings.append(fail(
-            "shim-loads", "loader",
+        findings.append(fail(CheckId.SHIM_LOADS, "loader",
             f"{', '.join(names)}, needed by {posixpath.basename(needed_by)}, "
             + ("is" if len(names) == 1 else "are") + " not found",
             "\n".join(lines),
@@ -255,8 +255,7 @@ def check_shim_loads(context: DoctorContext) -> list[Finding]:
         symbol_data: dict[str, Any] = {}
         if entries:
             symbol_data = {"symbol": entries[0]["symbol"], "demangled": entries[0]["demangled"], "symbols": entries}
-        findings.append(fail(
-            "shim-loads", "loader",
+        findings.append(fail(CheckId.SHIM_LOADS, "loader",
             f"version {', '.join(versions)} not found in {provider}"
             + (f" ({len(entries)} symbols of {posixpath.basename(needed_by)} undefined with it)" if entries else ""),
             "\n".join(lines), fix_text, _fix_commands(context),
@@ -275,8 +274,7 @@ def check_shim_loads(context: DoctorContext) -> list[Finding]:
             why = (f"no object in the global scope defines {them}: {posixpath.basename(needed_by)} "
                    "has no DT_NEEDED on a library that does (underlinked)"
                    + (f"; {expected} does define {them}" if expected else ""))
-        findings.append(fail(
-            "shim-loads", "loader", _group_title(entries, needed_by),
+        findings.append(fail(CheckId.SHIM_LOADS, "loader", _group_title(entries, needed_by),
             why + "\n" + _symbols_block(entries, needed_by), fix_text, _fix_commands(context),
             symbol=first.symbol, demangled=first.demangled, needed_by=needed_by, version=first.version,
             when="startup" if any(entry["when"] == "startup" for entry in entries) else first.when,
@@ -285,14 +283,14 @@ def check_shim_loads(context: DoctorContext) -> list[Finding]:
             symbols=entries))
     if not findings:
         shim = report.object_for(install.shim_path)
-        findings.append(ok("shim-loads", "loader",
+        findings.append(ok(CheckId.SHIM_LOADS, "loader",
                            f"the shim loads: {len(report.objects)} objects, every needed library and symbol resolves",
                            f"{install.shim_path}: {shim.reason if shim else 'not in the load list'}",
                            objects=len(report.objects)))
     return findings
 
 
-@check("duplicates", "loader", "duplicate XSched libraries")
+@check(CheckId.DUPLICATES, "loader", "duplicate XSched libraries")
 def check_duplicates(context: DoctorContext) -> list[Finding]:
     install = context.install
     if install is None:
@@ -313,7 +311,7 @@ def check_duplicates(context: DoctorContext) -> list[Finding]:
                        or (o.soname == name)), None)
         ours = posixpath.join(install.lib_dir, name)
         if loaded is None or context.fs.realpath(loaded.path) == context.fs.realpath(ours):
-            findings.append(warn("duplicates", "loader", f"{name} exists in {len(real_copies)} folders",
+            findings.append(warn(CheckId.DUPLICATES, "loader", f"{name} exists in {len(real_copies)} folders",
                                  "the install's copy is the one loaded now; another order of LD_LIBRARY_PATH would "
                                  "load " + ", ".join(c for c in real_copies if c != ours),
                                  copies=real_copies))
@@ -324,18 +322,17 @@ def check_duplicates(context: DoctorContext) -> list[Finding]:
         except Exception:
             loaded_defs, our_defs = set(), set()
         lacking = sorted(our_defs - loaded_defs)
-        findings.append(fail(
-            "duplicates", "loader", f"stale {name} at {loaded.path} shadows {ours}",
+        findings.append(fail(CheckId.DUPLICATES, "loader", f"stale {name} at {loaded.path} shadows {ours}",
             f"the loader picks {loaded.path} ({loaded.reason}); it lacks {len(lacking)} symbols the install's "
             f"copy has" + (f", e.g. {', '.join(lacking[:3])}" if lacking else ""),
             f"put {install.lib_dir} first on LD_LIBRARY_PATH (doctor --fix), or move the stale copy aside "
             "(doctor --fix --allow-lib-changes)",
             _fix_commands(context), loaded_provider=loaded.path, loaded_provider_reason=loaded.reason,
             expected_provider=ours, copies=real_copies, lacking=lacking[:50]))
-    return findings or [ok("duplicates", "loader", "no duplicate XSched libraries on the search path")]
+    return findings or [ok(CheckId.DUPLICATES, "loader", "no duplicate XSched libraries on the search path")]
 
 
-@check("ground-truth", "loader", "model agrees with the real loader")
+@check(CheckId.GROUND_TRUTH, "loader", "model agrees with the real loader")
 def check_ground_truth(context: DoctorContext) -> list[Finding]:
     install = context.install
     if install is None or not context.fs.isfile(install.shim_path):
@@ -351,14 +348,13 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
     evidence: dict[str, Any] = {"model_would_start": predicted.would_start, "model_shim_loaded": predicted_shim,
                                 "real": actual.as_dict(), "model_fatal_error": predicted.fatal_error}
     if predicted.would_start != actual.started or predicted_shim != actual_shim:
-        findings.append(fail(
-            "ground-truth", "loader", "the loader model and the real loader disagree",
+        findings.append(fail(CheckId.GROUND_TRUTH, "loader", "the loader model and the real loader disagree",
             f"model: starts={predicted.would_start}, shim loaded={predicted_shim} ({predicted.fatal_error}); "
             f"real python3: started={actual.started}, shim mapped={actual_shim} "
             f"({'; '.join(actual.loader_messages) or 'no loader message'})",
             "please report this with `xsched-ops doctor --json` output; trust the real loader", **evidence))
     else:
-        findings.append(ok("ground-truth", "loader",
+        findings.append(ok(CheckId.GROUND_TRUTH, "loader",
                            f"model and real loader agree: python3 {'starts' if actual.started else 'fails'} "
                            f"with the shim {'mapped' if actual_shim else 'not mapped'}",
                            "; ".join([*actual.loader_messages, *([scheduler_note] if scheduler_note else [])]),
@@ -378,7 +374,7 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
             runtime_real_path = context.fs.realpath(real_runtime)
             runtime_mapped = runtime_real_path in fixed.mapped or real_runtime in fixed.mapped
         if fixed.started and fixed.has_mapped(install.platform.shim) and runtime_mapped:
-            findings.append(ok("ground-truth.fixed", "loader",
+            findings.append(ok(CheckId.GROUND_TRUTH_FIXED, "loader",
                                "with the computed environment python3 starts with the shim mapped"
                                + (f" and the real runtime {real_runtime} reachable"
                                   if built.route == "libpath" and real_runtime else "")
@@ -386,13 +382,13 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
                                f"shim at {fixed.mapped_path(install.platform.shim)}", real=fixed.as_dict(),
                                real_runtime=real_runtime))
         elif fixed.started and fixed.has_mapped(install.platform.shim):
-            findings.append(fail("ground-truth.fixed", "loader",
+            findings.append(fail(CheckId.GROUND_TRUTH_FIXED, "loader",
                                  f"the shim loads, but the real runtime {real_runtime} does not",
                                  "; ".join(fixed.loader_messages) or fixed.stderr[-300:],
                                  f"point {install.platform.runtime_lib_env} at a loadable "
                                  f"{install.platform.runtime_libs[0]}", real=fixed.as_dict(), real_runtime=real_runtime))
         else:
-            findings.append(fail("ground-truth.fixed", "loader",
+            findings.append(fail(CheckId.GROUND_TRUTH_FIXED, "loader",
                                  "even the computed environment does not load the shim",
                                  "; ".join(fixed.loader_messages) or fixed.stderr[-300:],
                                  "the install itself is broken: see the other findings (rebuild XSched)",
@@ -400,7 +396,7 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
     return findings
 
 
-@check("loader-info", "loader", "loader summary")
+@check(CheckId.LOADER_INFO, "loader", "loader summary")
 def check_loader_info(context: DoctorContext) -> list[Finding]:
-    return [info("loader-info", "loader", f"environment checked: {context.environment_source}")] \
+    return [info(CheckId.LOADER_INFO, "loader", f"environment checked: {context.environment_source}")] \
         if context.stored is not None else []

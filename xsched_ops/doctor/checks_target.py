@@ -6,6 +6,7 @@ import posixpath
 import shlex
 
 from xsched_ops import ipc_state, platforms
+from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.checks_loader import python_path
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
@@ -22,47 +23,47 @@ from xsched_ops.xsched_settings import (
 )
 
 
-@check("engine", "target", "engine and container")
+@check(CheckId.ENGINE, "target", "engine and container")
 def check_engine(context: DoctorContext) -> list[Finding]:
     facts = context.target.facts()
     if facts.kind == "local":
-        return [ok("engine", "target", f"local target {facts.name} (user {facts.user})")]
-    return [ok("engine", "target",
+        return [ok(CheckId.ENGINE, "target", f"local target {facts.name} (user {facts.user})")]
+    return [ok(CheckId.ENGINE, "target",
                f"engine at {facts.engine} answers (API {facts.engine_api_version}); "
                f"container {facts.name} ({facts.id}) is running",
                engine=facts.engine, api_version=facts.engine_api_version, container=facts.name, image=facts.image)]
 
 
-@check("gpu", "gpu", "GPU device nodes")
+@check(CheckId.GPU, "gpu", "GPU device nodes")
 def check_gpu_devices(context: DoctorContext) -> list[Finding]:
     platform = context.platform
     devices = context.probe.get("devices")
     if not isinstance(devices, dict):
-        return [warn("gpu", "gpu", "device nodes: could not collect", str(devices))]
+        return [warn(CheckId.GPU, "gpu", "device nodes: could not collect", str(devices))]
     missing = [node for node in platform.device_nodes if node not in devices]
     flags = " ".join(platform.docker_run_flags)
     if missing:
-        return [fail("gpu", "gpu", f"no GPU visible: {', '.join(missing)} missing in the target",
+        return [fail(CheckId.GPU, "gpu", f"no GPU visible: {', '.join(missing)} missing in the target",
                      f"{platform.display} needs {', '.join(platform.device_nodes)} inside the container",
                      f"recreate the container with `docker run {flags} ...`",
                      [f"docker run {flags} ..."], missing=missing, path=missing[0], platform=platform.name)]
     unusable = [node for node in platform.device_nodes if devices.get(node) is False]
     if unusable:
-        return [warn("gpu", "gpu", f"device nodes not accessible: {', '.join(unusable)}",
+        return [warn(CheckId.GPU, "gpu", f"device nodes not accessible: {', '.join(unusable)}",
                      fix="add the container user to the video/render group (`--group-add video`)")]
-    return [ok("gpu", "gpu", f"device nodes present: {', '.join(platform.device_nodes)}")]
+    return [ok(CheckId.GPU, "gpu", f"device nodes present: {', '.join(platform.device_nodes)}")]
 
 
-@check("gpu-runtime", "gpu", "GPU runtime version")
+@check(CheckId.GPU_RUNTIME, "gpu", "GPU runtime version")
 def check_gpu_runtime(context: DoctorContext) -> list[Finding]:
     probe = context.probe
     findings = []
     if context.platform.name == "hip":
         rocm = probe.get("rocm")
         if isinstance(rocm, dict):
-            findings.append(ok("gpu-runtime", "gpu", f"ROCm {rocm['version']} ({rocm['source']})", **rocm))
+            findings.append(ok(CheckId.GPU_RUNTIME, "gpu", f"ROCm {rocm['version']} ({rocm['source']})", **rocm))
         else:
-            findings.append(warn("gpu-runtime", "gpu", "ROCm version: could not collect",
+            findings.append(warn(CheckId.GPU_RUNTIME, "gpu", "ROCm version: could not collect",
                                  str(rocm) if rocm else
                                  f"none of {', '.join(context.platform.runtime_version_files)} and none of the "
                                  f"packages {', '.join(context.platform.runtime_version_packages)}"))
@@ -74,28 +75,28 @@ def check_gpu_runtime(context: DoctorContext) -> list[Finding]:
     else:
         output = probe.get("nvidia_smi")
         if isinstance(output, dict) and output.get("exit_code") == 0:
-            findings.append(ok("gpu-runtime", "gpu", f"driver: {'; '.join(output['head'])}"))
+            findings.append(ok(CheckId.GPU_RUNTIME, "gpu", f"driver: {'; '.join(output['head'])}"))
         else:
-            findings.append(warn("gpu-runtime", "gpu", "NVIDIA driver: could not collect (nvidia-smi)", str(output)))
+            findings.append(warn(CheckId.GPU_RUNTIME, "gpu", "NVIDIA driver: could not collect (nvidia-smi)", str(output)))
     return findings
 
 
-@check("python-torch", "python", "python3 and torch")
+@check(CheckId.PYTHON_TORCH, "python", "python3 and torch")
 def check_python_torch(context: DoctorContext) -> list[Finding]:
     probe = context.probe
     if "error" in probe:
-        return [fail("python-torch", "python", "python3 does not run in the target", probe["error"],
+        return [fail(CheckId.PYTHON_TORCH, "python", "python3 does not run in the target", probe["error"],
                      "install python3 in the container")]
-    findings = [ok("python", "python", f"python3 {probe.get('python')} at {probe.get('python_executable')}")]
+    findings = [ok(CheckId.PYTHON, "python", f"python3 {probe.get('python')} at {probe.get('python_executable')}")]
     torch = probe.get("torch")
     if torch is None:
         if context.probe_torch:
-            findings.append(warn("torch", "python", "torch is not installed in the target",
+            findings.append(warn(CheckId.TORCH, "python", "torch is not installed in the target",
                                  "the torch backend needs it; the sim backend does not",
                                  "install a ROCm (or CUDA) build of torch in the container"))
         return findings
     if isinstance(torch, str):
-        findings.append(warn("torch", "python", "torch: could not collect", torch))
+        findings.append(warn(CheckId.TORCH, "python", "torch: could not collect", torch))
         return findings
     attribute = context.platform.torch_version_attr
     runtime = torch.get(attribute)
@@ -107,11 +108,11 @@ def check_python_torch(context: DoctorContext) -> list[Finding]:
     return findings
 
 
-@check("install", "xsched", "XSched install complete")
+@check(CheckId.INSTALL, "xsched", "XSched install complete")
 def check_install(context: DoctorContext) -> list[Finding]:
     found = context.install_or_error
     if context.install is None:
-        return [fail("install", "xsched", "no XSched install found", getattr(found, "one_line", lambda: str(found))(),
+        return [fail(CheckId.INSTALL, "xsched", "no XSched install found", getattr(found, "one_line", lambda: str(found))(),
                      "pass --xsched-prefix PATH")]
     install = context.install
     fs = context.fs
@@ -122,37 +123,36 @@ def check_install(context: DoctorContext) -> list[Finding]:
     bad_links = [link for link in install.softlink_paths if not fs.exists(link) or fs.realpath(link) != shim_real]
     version = install.version or "unknown (no XSchedConfigVersion.cmake)"
     if missing:
-        findings.append(fail("install", "xsched", f"XSched install at {install.prefix} is incomplete",
+        findings.append(fail(CheckId.INSTALL, "xsched", f"XSched install at {install.prefix} is incomplete",
                              "missing: " + ", ".join(missing), "rebuild and install XSched (`make install`)",
                              missing=missing, path=missing[0], prefix=install.prefix))
     else:
-        findings.append(ok("install", "xsched", f"XSched {version} ({install.platform.display}) at {install.prefix}",
+        findings.append(ok(CheckId.INSTALL, "xsched", f"XSched {version} ({install.platform.display}) at {install.prefix}",
                            f"found by {install.found_by}", **install.as_dict()))
     if bad_links:
-        findings.append(warn("install", "xsched", f"softlinks missing or not pointing at {install.platform.shim}",
+        findings.append(warn(CheckId.INSTALL, "xsched", f"softlinks missing or not pointing at {install.platform.shim}",
                              ", ".join(bad_links), "recreate them",
                              [f"ln -sf {install.platform.shim} {link}" for link in bad_links], softlinks=bad_links))
     return findings
 
 
-@check("preload", "loader", "LD_PRELOAD entries")
+@check(CheckId.PRELOAD, "loader", "LD_PRELOAD entries")
 def check_preload(context: DoctorContext) -> list[Finding]:
     entries = split_preload(context.environment.get("LD_PRELOAD", ""))
     if not entries:
-        return [info("preload", "loader", "LD_PRELOAD is not set in the target's environment")]
+        return [info(CheckId.PRELOAD, "loader", "LD_PRELOAD is not set in the target's environment")]
     findings = []
     for entry in entries:
         if "/" in entry and not context.fs.isfile(entry):
             suggestion = context.install.shim_path if context.install else None
-            findings.append(fail(
-                "preload", "loader", f"LD_PRELOAD names {entry}, which does not exist",
+            findings.append(fail(CheckId.PRELOAD, "loader", f"LD_PRELOAD names {entry}, which does not exist",
                 "the loader only warns ('cannot be preloaded ... ignored') and the program runs WITHOUT XSched: "
                 "a run labelled XSched would measure the baseline",
                 f"use LD_PRELOAD={suggestion}" if suggestion else "fix the path",
                 [f"export LD_PRELOAD={shlex.quote(suggestion)}"] if suggestion else [],
                 entry=entry, path=entry, suggested=suggestion))
     if not findings:
-        findings.append(ok("preload", "loader", f"LD_PRELOAD entries exist: {' '.join(entries)}"))
+        findings.append(ok(CheckId.PRELOAD, "loader", f"LD_PRELOAD entries exist: {' '.join(entries)}"))
     return findings
 
 
@@ -172,7 +172,7 @@ def _hal_lookup_summary(lookup: HalRuntimeLookup) -> str:
     return f"the HAL opens {lookup.path}{resolved}, {how}"
 
 
-@check("runtime-lib", "xsched", "real runtime discovery")
+@check(CheckId.RUNTIME_LIB, "xsched", "real runtime discovery")
 def check_runtime_lib(context: DoctorContext) -> list[Finding]:
     """Which file XSched's HAL really opens as the real runtime (hal_lookup), and whether it is one."""
     install = context.install
@@ -193,34 +193,30 @@ def check_runtime_lib(context: DoctorContext) -> list[Finding]:
     findings = []
     if lookup.found_by == "variable":
         if chosen_is_shim:
-            findings.append(fail(
-                "runtime-lib", "xsched", f"{variable}={value} points at the shim",
+            findings.append(fail(CheckId.RUNTIME_LIB, "xsched", f"{variable}={value} points at the shim",
                 f"{value} resolves to {context.fs.realpath(lookup.path or '')}: {_RECURSION_CONSEQUENCE}",
                 fix_to_real, commands, path=value, **data))
         else:
-            findings.append(ok("runtime-lib", "xsched", f"{variable}={value}: {summary}", path=value, **data))
+            findings.append(ok(CheckId.RUNTIME_LIB, "xsched", f"{variable}={value}: {summary}", path=value, **data))
         return findings
     if value is not None:
         # Set, but no such file: XSched only warns and searches its folders.
         consequence = summary if not chosen_is_shim else f"the search picks the shim {lookup.path}"
-        findings.append(warn(
-            "runtime-lib", "xsched", f"{variable}={value} does not exist",
+        findings.append(warn(CheckId.RUNTIME_LIB, "xsched", f"{variable}={value} does not exist",
             f"XSched does not refuse it: it warns '{lookup.warnings[0]}' and searches its folders: {consequence}",
             fix_to_real if real else f"unset {variable}", commands if real else [f"unset {variable}"],
             path=value, **data))
     if lookup.path is None:
-        findings.append(fail(
-            "runtime-lib", "xsched", f"the HAL finds no real {platform.hal_search_names[0]}",
+        findings.append(fail(CheckId.RUNTIME_LIB, "xsched", f"the HAL finds no real {platform.hal_search_names[0]}",
             f"{summary}. The shim's first call into the runtime then fails"
             + (f"; the real runtime is at {real}, outside the HAL's folders" if real else ""),
             fix_to_real if real else "install the runtime (ROCm/CUDA driver) in the container, or set "
             f"{variable} to it", commands, path=variable, **data))
     elif chosen_is_shim:
-        findings.append(fail(
-            "runtime-lib", "xsched", f"the HAL's folder search picks the shim {lookup.path}",
+        findings.append(fail(CheckId.RUNTIME_LIB, "xsched", f"the HAL's folder search picks the shim {lookup.path}",
             f"{summary}: {_RECURSION_CONSEQUENCE}", fix_to_real, commands, path=lookup.path, **data))
     elif value is None:
-        findings.append(ok("runtime-lib", "xsched", f"{variable} unset; {summary}", path=lookup.path, **data))
+        findings.append(ok(CheckId.RUNTIME_LIB, "xsched", f"{variable} unset; {summary}", path=lookup.path, **data))
     return findings
 
 
@@ -252,18 +248,15 @@ def _scheduler_findings(env: dict[str, str]) -> list[Finding]:
         fix = "unset XSCHED_POLICY and use XSCHED_SCHEDULER=GLB with `xserver HPF 50000`"
         commands = ["unset XSCHED_POLICY", "export XSCHED_SCHEDULER=GLB"]
         if effective.kind == "app":
-            findings.append(fail(
-                "settings", "xsched", f"XSCHED_POLICY={policy} is not a policy name: nothing is scheduled",
+            findings.append(fail(CheckId.SETTINGS, "xsched", f"XSCHED_POLICY={policy} is not a policy name: nothing is scheduled",
                 f"{why}: it falls through to the app-managed scheduler; {_APP_MANAGED}", fix, commands,
                 variable="XSCHED_POLICY", value=policy, path="XSCHED_POLICY", scheduler=effective.kind))
         else:
-            findings.append(warn(
-                "settings", "xsched", f"XSCHED_POLICY={policy} is not a policy name (ignored)",
+            findings.append(warn(CheckId.SETTINGS, "xsched", f"XSCHED_POLICY={policy} is not a policy name (ignored)",
                 f"{why}; {effective.reason}", "unset XSCHED_POLICY", ["unset XSCHED_POLICY"],
                 variable="XSCHED_POLICY", value=policy, path="XSCHED_POLICY", scheduler=effective.kind))
     elif policy is not None:
-        findings.append(warn(
-            "settings", "xsched", f"XSCHED_POLICY={policy} gives each process a local scheduler",
+        findings.append(warn(CheckId.SETTINGS, "xsched", f"XSCHED_POLICY={policy} gives each process a local scheduler",
             "XSCHED_SCHEDULER is ignored; two processes do not see each other's priorities",
             "unset XSCHED_POLICY for cross-process priorities (XSCHED_SCHEDULER=GLB + xserver)",
             ["unset XSCHED_POLICY"], variable="XSCHED_POLICY", value=policy, path="XSCHED_POLICY",
@@ -272,8 +265,7 @@ def _scheduler_findings(env: dict[str, str]) -> list[Finding]:
         what = ("LCL does not make a local scheduler by itself: without a valid XSCHED_POLICY it falls through "
                 "to the app-managed scheduler" if scheduler == "LCL"
                 else f"{scheduler!r} is not one of {', '.join(SCHEDULERS)}: the app-managed scheduler")
-        findings.append(fail(
-            "settings", "xsched", f"XSCHED_SCHEDULER={scheduler} without a valid XSCHED_POLICY: nothing is scheduled",
+        findings.append(fail(CheckId.SETTINGS, "xsched", f"XSCHED_SCHEDULER={scheduler} without a valid XSCHED_POLICY: nothing is scheduled",
             f"{what}; {_APP_MANAGED}",
             "use XSCHED_SCHEDULER=GLB with an xserver (`xserver HPF 50000`), or set XSCHED_POLICY (e.g. HPF) "
             "for a local scheduler in each process", ["export XSCHED_SCHEDULER=GLB"],
@@ -303,16 +295,14 @@ def _xqueue_findings(env: dict[str, str], platform_name: str | None) -> list[Fin
             allowed = f"1..threshold ({threshold if threshold is not None else '?'})"
         if problem:
             level = env.get("XSCHED_AUTO_XQUEUE_LEVEL", "1")
-            findings.append(fail(
-                "settings", "xsched", f"{name}={value}: {problem}; the process runs unscheduled",
+            findings.append(fail(CheckId.SETTINGS, "xsched", f"{name}={value}: {problem}; the process runs unscheduled",
                 f"{spec.meaning} ({allowed}). XSched does not refuse it: it only warns, once per stream, "
                 f"'fail to auto-create XQueue (level-{level}) for HwQueue ..., err: 2', and runs the process "
                 "unscheduled (exit 0)", f"set {name} within {allowed}",
                 [f"export {name}={_suggested_knob_value(name, threshold)}"], variable=name, value=value, path=name))
         elif name == "XSCHED_AUTO_XQUEUE_LEVEL" and platform_name == "hip" \
                 and number in _HIP_LEVELS_NOT_IMPLEMENTED:
-            findings.append(fail(
-                "settings", "xsched", f"{name}={value}: HIP implements level 1 only",
+            findings.append(fail(CheckId.SETTINGS, "xsched", f"{name}={value}: HIP implements level 1 only",
                 "HIP implements level 1 only (levels 2-3: not yet implemented): no XQueue of this level is "
                 "created and the process runs unscheduled", f"set {name}=1", [f"export {name}=1"],
                 variable=name, value=value, path=name))
@@ -327,7 +317,7 @@ def _suggested_knob_value(name: str, threshold: int | None) -> str:
     return SETTINGS[name].default or "1"
 
 
-@check("settings", "xsched", "XSched settings in the environment")
+@check(CheckId.SETTINGS, "xsched", "XSched settings in the environment")
 def check_settings(context: DoctorContext) -> list[Finding]:
     """Lint of the XSCHED_* variables by what XSched 1.2 really does with them (XSCHED-FACTS 1, 7)."""
     env = context.environment
@@ -340,7 +330,7 @@ def check_settings(context: DoctorContext) -> list[Finding]:
             continue
         spec = SETTINGS.get(name)
         if spec is None:
-            findings.append(warn("settings", "xsched", f"unknown XSched setting {name}",
+            findings.append(warn(CheckId.SETTINGS, "xsched", f"unknown XSched setting {name}",
                                  "XSched ignores it (a typo?)", f"known settings: {', '.join(SETTINGS)}",
                                  variable=name, value=value))
             continue
@@ -348,34 +338,34 @@ def check_settings(context: DoctorContext) -> list[Finding]:
             continue  # judged below, by their effect
         problem = spec.problem(value)
         if problem:
-            findings.append(fail("settings", "xsched", f"{name}: {problem}", spec.meaning,
+            findings.append(fail(CheckId.SETTINGS, "xsched", f"{name}: {problem}", spec.meaning,
                                  f"set {name} to a valid value", variable=name, value=value, path=name))
     findings.extend(_scheduler_findings(env))
     findings.extend(_xqueue_findings(env, install.platform.name if install is not None else None))
     if not findings:
-        findings.append(ok("settings", "xsched", "no conflicting XSched settings in the target's environment"))
+        findings.append(ok(CheckId.SETTINGS, "xsched", "no conflicting XSched settings in the target's environment"))
     return findings
 
 
-@check("xserver", "xsched", "scheduler daemon and IPC state")
+@check(CheckId.XSERVER, "xsched", "scheduler daemon and IPC state")
 def check_xserver(context: DoctorContext) -> list[Finding]:
     layout = platforms.common()
     probe = context.probe
     findings = []
     install = context.install
     if install is not None and not context.fs.isfile(install.xserver_path):
-        findings.append(fail("xserver", "xsched", f"{install.xserver_path} missing", fix="rebuild XSched"))
+        findings.append(fail(CheckId.XSERVER, "xsched", f"{install.xserver_path} missing", fix="rebuild XSched"))
     processes = probe.get("processes") if isinstance(probe.get("processes"), list) else []
     running = [p for p in processes if p["argv"] and posixpath.basename(p["argv"][0]) == "xserver"]
     ports = probe.get("listening_ports") if isinstance(probe.get("listening_ports"), list) else []
     port = layout.default_port
     if running:
-        findings.append(ok("xserver", "xsched", f"xserver running: {' '.join(running[0]['argv'])} (pid {running[0]['pid']})"))
+        findings.append(ok(CheckId.XSERVER, "xsched", f"xserver running: {' '.join(running[0]['argv'])} (pid {running[0]['pid']})"))
     elif port in ports:
-        findings.append(warn("xserver.port", "xsched", f"port {port} is in use, but not by xserver",
+        findings.append(warn(CheckId.XSERVER_PORT, "xsched", f"port {port} is in use, but not by xserver",
                              fix=f"stop what listens on {port} or give xserver another port", port=port))
     else:
-        findings.append(info("xserver", "xsched", f"xserver not running; port {port} is free",
+        findings.append(info(CheckId.XSERVER, "xsched", f"xserver not running; port {port} is free",
                              "xsched-ops run starts it with the profile's policy and port"))
     findings.extend(ipc_findings(ipc_state.inspect(context.target, python_path(context))))
     return findings
@@ -385,7 +375,7 @@ def ipc_findings(state: ipc_state.IpcState) -> list[Finding]:
     """Findings (id "ipc") on XSched's IPC state; stale state is a fail, live state is fine."""
     layout = platforms.common()
     if not state.readable:
-        return [info("ipc", "xsched", "XSched IPC state could not be read (/proc/sysvipc/msg)")]
+        return [info(CheckId.IPC, "xsched", "XSched IPC state could not be read (/proc/sysvipc/msg)")]
     problems = []
     if state.stale_server_queue and state.server_queue is not None:
         queue = state.server_queue
@@ -400,10 +390,10 @@ def ipc_findings(state: ipc_state.IpcState) -> list[Finding]:
                         f"memory key {layout.ipc_sysv_key} {'present' if state.shm_key_present else 'absent'}")
     if not problems:
         live = "; a live xserver's queue" if state.server_queue is not None else ""
-        return [ok("ipc", "xsched", "no stale XSched IPC state" + live)]
+        return [ok(CheckId.IPC, "xsched", "no stale XSched IPC state" + live)]
     first_path = (state.server_queue.key if state.stale_server_queue and state.server_queue
                   else state.shm_files[0] if state.shm_files else layout.ipc_sysv_key)
-    return [fail("ipc", "xsched", "stale XSched IPC state with no xserver to own it", "; ".join(problems),
+    return [fail(CheckId.IPC, "xsched", "stale XSched IPC state with no xserver to own it", "; ".join(problems),
                  "remove it (doctor --fix does; a running xserver's and live clients' state is kept)",
                  state.removal_commands(), files=state.shm_files, path=first_path,
                  server_queue_stale=state.stale_server_queue, sysv_key_present=state.shm_key_present,
@@ -423,7 +413,7 @@ fi
 """
 
 
-@check("mps", "target", "NVIDIA MPS")
+@check(CheckId.MPS, "target", "NVIDIA MPS")
 def check_mps(context: DoctorContext) -> list[Finding]:
     install = context.install
     nvidia = install is not None and install.platform.name == "cuda"
@@ -438,16 +428,16 @@ def check_mps(context: DoctorContext) -> list[Finding]:
     daemons = facts.get("daemon", [])
     mode = (facts.get("compute_mode") or ["unknown (no nvidia-smi)"])[0] or "unknown"
     if control == "-":
-        return [info("mps", "target", "NVIDIA MPS not available: no nvidia-cuda-mps-control in the target",
+        return [info(CheckId.MPS, "target", "NVIDIA MPS not available: no nvidia-cuda-mps-control in the target",
                      "--placement mps needs it", compute_mode=mode)]
     if "Prohibited" in mode:
-        return [warn("mps", "target", f"NVIDIA MPS available ({control}), but the compute mode is {mode}",
+        return [warn(CheckId.MPS, "target", f"NVIDIA MPS available ({control}), but the compute mode is {mode}",
                      "no CUDA context can be made: --placement mps (and every run) would fail",
                      "nvidia-smi -c DEFAULT (or EXCLUSIVE_PROCESS for MPS)", compute_mode=mode, control=control)]
     if daemons:
-        return [warn("mps", "target", f"an MPS daemon already runs: {'; '.join(daemons)}",
+        return [warn(CheckId.MPS, "target", f"an MPS daemon already runs: {'; '.join(daemons)}",
                      "processes that find its pipe folder share its context; --placement mps refuses to run beside "
                      "it", "stop it: echo quit | nvidia-cuda-mps-control (with its CUDA_MPS_PIPE_DIRECTORY)",
                      compute_mode=mode, control=control, daemons=daemons)]
-    return [ok("mps", "target", f"NVIDIA MPS available ({control}), no daemon running, compute mode {mode}",
+    return [ok(CheckId.MPS, "target", f"NVIDIA MPS available ({control}), no daemon running, compute mode {mode}",
                compute_mode=mode, control=control)]

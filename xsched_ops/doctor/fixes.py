@@ -7,12 +7,14 @@ import time
 from dataclasses import dataclass, field
 
 from xsched_ops import stored_env
+from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding
 from xsched_ops.ipc_state import clean_ipc
 
 # Failures that a corrected environment (stored for xsched-ops runs) repairs.
-ENVIRONMENT_FIXABLE = {"shim-loads", "duplicates", "preload", "runtime-lib", "settings", "ground-truth"}
+ENVIRONMENT_FIXABLE = {CheckId.SHIM_LOADS, CheckId.DUPLICATES, CheckId.PRELOAD, CheckId.RUNTIME_LIB, CheckId.SETTINGS,
+                       CheckId.GROUND_TRUTH}
 
 
 @dataclass
@@ -40,10 +42,10 @@ def plan(context: DoctorContext, findings: list[Finding]) -> list[Action]:
                               f"store the corrected environment ({changed}) at {stored_env.stored_path(context.target)} "
                               "for xsched-ops runs, and print it for your own shells"))
     for finding in findings:
-        if finding.id == "ipc" and finding.failed:
+        if finding.id == CheckId.IPC and finding.failed:
             actions.append(Action("remove-ipc", "remove stale XSched IPC state (no xserver runs)",
                                   commands=list(finding.commands)))
-        if finding.id == "duplicates" and finding.failed and finding.data.get("loaded_provider"):
+        if finding.id == CheckId.DUPLICATES and finding.failed and finding.data.get("loaded_provider"):
             stale = str(finding.data["loaded_provider"])
             aside = f"{stale}.xsched-ops-moved-{time.strftime('%Y%m%d%H%M%S')}"
             actions.append(Action("move-aside", f"move the shadowing duplicate {stale} aside",

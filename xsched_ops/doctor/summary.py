@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 
+from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.findings import Finding
 
 # The doctor's exit codes (also in `doctor --help` and the README's doctor section).
@@ -14,7 +15,7 @@ EXIT_CHECK_CRASHED = 3  # nothing failed, but a check crashed: the verdict is in
 
 BACKENDS = ("torch", "sim")
 # Failures that do not stop the simulated backend (it needs no GPU): shown, but judged as warnings.
-NOT_NEEDED_BY_SIM = {"gpu"}
+NOT_NEEDED_BY_SIM = {CheckId.GPU}
 
 
 def judge(findings: list[Finding], backend: str = "torch") -> list[Finding]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.ground_truth import LOADER_ERROR_MARKERS
 from xsched_ops.errors import InvalidRunError, RunFailedError, UsageError, XSchedOpsError
 from xsched_ops.experiment.collect import pull_trial_files, recorded_counts

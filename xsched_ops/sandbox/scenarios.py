@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from xsched_ops import platforms
+from xsched_ops.doctor.check_ids import CheckId  # noqa: F401 - scenarios and their tests name checks by it
 from xsched_ops.errors import UsageError
 
 _HIP = platforms.get("hip")
@@ -69,20 +70,6 @@ PROBE_ARGV: tuple[str, ...] = ("python3", "-c", f"import sys; {_PRINT_MAPS}")
 CUDA_PROBE_ARGV: tuple[str, ...] = (
     "python3", "-c", f"import ctypes, sys; ctypes.CDLL({_CUDA.runtime_libs[0]!r}); {_PRINT_MAPS}",
 )
-
-
-class CheckId:
-    """Doctor check ids the expectations refer to (the doctor registers checks under these ids)."""
-
-    GPU = "gpu"                      # /dev/kfd, /dev/dri visible in the container
-    INSTALL = "install"              # libpreempt, libhal, libshim, softlinks, bin/xserver present
-    SHIM_LOADS = "shim-loads"        # every DT_NEEDED resolves, every strong undefined symbol has a provider, versions match
-    DUPLICATES = "duplicates"        # same soname in several folders, the loaded one lacking symbols
-    PRELOAD = "preload"              # LD_PRELOAD entries exist and can load
-    RUNTIME_LIB = "runtime-lib"      # XSCHED_HIP_LIB unset, valid, or pointing at the shim/softlink
-    SETTINGS = "settings"            # XSCHED_* lint (XSCHED_POLICY=GBL, ...)
-    IPC = "ipc"                      # stale server queue 0x1, client queues, /dev/shm/__IPC_SHM__*, shm key 0xbeef
-    XSERVER = "xserver"              # the xserver binary, a running xserver, its port
 
 
 @dataclass(frozen=True)
