@@ -61,7 +61,7 @@ from xsched_ops.workload import SOURCE_DIR, TARGET_ROOT, WORKLOAD_PACKAGE, targe
 from xsched_ops.workload.spec import build_spec
 from xsched_ops.xsched_install import XSchedInstall, discover
 
-GPU_CHECK_ID = "gpu"  # the doctor's check of the GPU device nodes
+GPU_CHECK_ID = CheckId.GPU  # the doctor's check of the GPU device nodes
 
 # Time a trial may take beyond warm-up + window + drain before it is ended as timed out.
 STARTUP_MARGIN_S = {"sim": 60.0, "torch": 300.0}
