@@ -13,8 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from xsched_ops.errors import TargetPathError
+from xsched_ops.errors import TargetPathError, XSchedOpsError
 from xsched_ops.target.base import Target
+from xsched_ops.target.fs import TargetFS
 
 SCHEMA_VERSION = 1
 CONTAINER_PATH = "/etc/xsched-ops/environment.json"
@@ -27,13 +28,37 @@ def stored_path(target: Target) -> str:
     return CONTAINER_PATH
 
 
-def load(target: Target) -> dict | None:
+MAX_BYTES = 1 << 20  # a stored environment is a few KiB
+
+
+def load(target: Target, fs: TargetFS | None = None) -> dict | None:
+    """The stored environment document, or None when there is none (or it is unreadable or stale).
+
+    Read through the target's file system from the host when it can be reached (``fs``, else
+    ``target.fs()``): no command runs in the target. Otherwise (a remote engine) through the
+    target itself.
+    """
     path = stored_path(target)
-    if not target.exists(path):
-        return None
+    if fs is None:
+        try:
+            fs = target.fs()
+        except XSchedOpsError:
+            fs = None
     try:
-        document = json.loads(target.read_file(path))
+        if fs is not None:
+            try:
+                with fs.open(path) as stream:
+                    raw = stream.read(MAX_BYTES)
+            except OSError:  # absent (or not a file): nothing stored
+                return None
+        else:
+            if not target.exists(path):
+                return None
+            raw = target.read_file(path)
+        document = json.loads(raw)
     except (ValueError, TargetPathError):
+        return None
+    if not isinstance(document, dict):
         return None
     if document.get("version") != SCHEMA_VERSION or not isinstance(document.get("env"), dict):
         return None

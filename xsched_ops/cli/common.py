@@ -1,10 +1,21 @@
-"""Pieces every command shares: global state, consoles, target options."""
+"""Pieces every command shares: global state, consoles, target options.
+
+Imported by every command module when the command tree is mounted, so it imports nothing heavy
+(rich is imported when a console is first asked for).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# The same folder as ``xsched_ops.results.store.DEFAULT_RESULTS_DIR`` (tests/test_startup.py checks
+# it): repeated here so that mounting the commands does not import the results package.
+DEFAULT_RESULTS_DIR = Path("results")
 
 
 @dataclass
@@ -22,9 +33,13 @@ STATE = GlobalState()
 
 def stderr_console() -> Console:
     """Messages, progress and tables meant for people go to stderr."""
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True)
 
 
 def stdout_console() -> Console:
     """Data (JSON, environment files) goes to stdout."""
+    from rich.console import Console
+
     return Console(soft_wrap=True, highlight=False)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from xsched_ops.cli import common
-from xsched_ops.results.compare import COMPARISON_VERSION, Comparison, compare
-from xsched_ops.results.render import render_comparison
-from xsched_ops.results.store import DEFAULT_RESULTS_DIR, load_run
+from xsched_ops.cli.common import DEFAULT_RESULTS_DIR
+
+if TYPE_CHECKING:
+    from xsched_ops.results.compare import Comparison
 
 
 def print_comparison(comparison: Comparison, as_json: bool) -> None:
     """JSON (``{"version": 1, "comparison": ...}``) to stdout, or the table, verdict and bar chart."""
     if as_json:
+        import json
+
+        from xsched_ops.results.compare import COMPARISON_VERSION
+
         print(json.dumps({"version": COMPARISON_VERSION, "comparison": comparison.model_dump(mode="json")},
                          indent=2))
         return
+    from xsched_ops.results.render import render_comparison
+
     render_comparison(common.stdout_console(), comparison)
 
 
@@ -36,6 +43,9 @@ def compare_command(
 
     Refuses runs that failed their validity checks (exit code of InvalidRunError).
     """
+    from xsched_ops.results.compare import compare
+    from xsched_ops.results.store import load_run
+
     baseline = load_run(baseline_run, results_dir)
     under = load_run(xsched_run, results_dir) if xsched_run else baseline
     comparison = compare(baseline, under, baseline_mode=baseline_mode, xsched_mode=xsched_mode)

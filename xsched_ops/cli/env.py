@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import shlex
+from typing import TYPE_CHECKING
 
 import typer
 
 from xsched_ops.cli import common
-from xsched_ops.envbuilder import BuiltEnvironment, build_environment
 from xsched_ops.errors import UsageError
-from xsched_ops.target.open import open_target
-from xsched_ops.xsched_install import discover
-from xsched_ops.xsched_settings import DEFAULT_ROLES
+
+if TYPE_CHECKING:
+    from xsched_ops.envbuilder import BuiltEnvironment
 
 SCHEMA_VERSION = 1
 FORMATS = ("sh", "docker", "dotenv", "json")
@@ -52,6 +52,11 @@ def env(
     full: bool = typer.Option(False, "--full", help="Print every variable, not only those XSched needs changed."),
 ) -> None:
     """Print the environment that makes a process load XSched correctly in the target."""
+    from xsched_ops.envbuilder import build_environment
+    from xsched_ops.target.open import open_target
+    from xsched_ops.xsched_install import discover
+    from xsched_ops.xsched_settings import DEFAULT_ROLES
+
     if route not in (None, "preload", "libpath"):
         raise UsageError(f"unknown route {route!r}", "choose preload or libpath")
     if role is not None and role not in DEFAULT_ROLES:

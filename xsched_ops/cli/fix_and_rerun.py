@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from xsched_ops.cli import common
-from xsched_ops.cli.doctor import findings_table
-from xsched_ops.cli.run import finish
-from xsched_ops.experiment import ExperimentOptions
-from xsched_ops.experiment.fix_and_rerun import DoctorPass, fix_and_rerun
-from xsched_ops.profiles import load_profile
-from xsched_ops.results import DEFAULT_RESULTS_DIR
-from xsched_ops.results.compare import TIER_ORDER, Comparison
-from xsched_ops.target.open import open_target
+from xsched_ops.cli.common import DEFAULT_RESULTS_DIR
+
+if TYPE_CHECKING:  # the experiment, the results and the Docker SDK load when the command runs
+    from xsched_ops.experiment.fix_and_rerun import DoctorPass
+    from xsched_ops.results.compare import Comparison
 
 # Exit code when the comparison's tier is worse than --fail-under.
 TIER_BELOW_THRESHOLD_EXIT = 1
@@ -49,6 +47,14 @@ def fix_and_rerun_command(
     same resolved profile. Exit codes: 0 compared (and not below --fail-under); 1 tier below
     --fail-under; 21 invalid; 22 a trial did not complete.
     """
+    from xsched_ops.cli.doctor import findings_table
+    from xsched_ops.cli.run import finish
+    from xsched_ops.experiment import ExperimentOptions
+    from xsched_ops.experiment.fix_and_rerun import fix_and_rerun
+    from xsched_ops.profiles import load_profile
+    from xsched_ops.results.compare import TIER_ORDER
+    from xsched_ops.target.open import open_target
+
     if fail_under is not None and fail_under not in TIER_ORDER[:-1]:
         from xsched_ops.errors import UsageError
 

@@ -8,7 +8,6 @@ from dataclasses import asdict
 import typer
 
 from xsched_ops.cli import common
-from xsched_ops.target.open import open_target
 
 SCHEMA_VERSION = 1
 
@@ -19,6 +18,8 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout."),
 ) -> None:
     """Show the target's identity, engine and user."""
+    from xsched_ops.target.open import open_target
+
     with open_target(container, local, common.STATE.docker_host) as target:
         facts = target.facts()
     if as_json:

@@ -8,18 +8,23 @@ program dies of it. Nothing is executed in the target.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import posixpath
+import sys
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.tree import Tree
 
 from xsched_ops.cli import common
 from xsched_ops.errors import UsageError
-from xsched_ops.loader import LoadReport, analyze
-from xsched_ops.target.fs import HostFS, TargetFS
+
+if TYPE_CHECKING:  # the loader and rich are imported when the command runs
+    from rich.tree import Tree
+
+    from xsched_ops.loader import LoadReport
+    from xsched_ops.target.fs import TargetFS
 
 JSON_SCHEMA_VERSION = 1
 
@@ -35,6 +40,9 @@ def _parse_env_overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def _render_tree(report: LoadReport) -> Tree:
+    from rich.markup import escape
+    from rich.tree import Tree
+
     by_path = {obj.path: obj for obj in report.objects}
     children: dict[str, list] = {}
     for edge in report.edges:
@@ -61,6 +69,8 @@ def _render_tree(report: LoadReport) -> Tree:
 
 
 def _print_report(report: LoadReport) -> None:
+    from rich.markup import escape
+
     console = common.stdout_console()
     if not console.is_terminal:
         console.width = 100_000  # paths are data: never cut them when piped
@@ -94,6 +104,8 @@ def _print_report(report: LoadReport) -> None:
 
 
 def _target_fs_and_env(container: str | None, local: bool) -> tuple[TargetFS, dict[str, str], str, dict]:
+    from xsched_ops.target.fs import HostFS
+
     if container is None:
         return HostFS(), dict(os.environ), os.getcwd(), {"kind": "local", "name": "localhost"}
     from xsched_ops.target.open import open_target
@@ -101,6 +113,13 @@ def _target_fs_and_env(container: str | None, local: bool) -> tuple[TargetFS, di
     target = open_target(container, local, common.STATE.docker_host)
     facts = target.facts()
     return target.fs(), target.environment(), "/", {"kind": facts.kind, "name": facts.name, "id": facts.id}
+
+
+def json_text(document: dict, pretty: bool) -> str:
+    """Compact JSON (no spaces, no newlines: two thirds the size of the indented one), or indented."""
+    if pretty:
+        return json.dumps(document, indent=2)
+    return json.dumps(document, separators=(",", ":"))
 
 
 def register(app: typer.Typer) -> None:
@@ -115,21 +134,33 @@ def register(app: typer.Typer) -> None:
         cwd: str | None = typer.Option(None, "--cwd", help="Working directory for relative search entries."),
         symbols: bool = typer.Option(True, "--symbols/--no-symbols", help="Resolve symbols in the global scope."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON (schema version 1) to stdout."),
+        pretty: bool = typer.Option(False, "--pretty", help="With --json: indent the JSON (default: compact)."),
     ) -> None:
         """Show which file the loader picks for each needed library, and why."""
+        from xsched_ops.loader import analyze_many
+
         if container and local:
             raise UsageError("--container and --local both given", "choose one target")
         fs, environment, default_cwd, target_facts = _target_fs_and_env(container, local)
         environment.update(_parse_env_overrides(env))
         work_dir = cwd or default_cwd
-        reports = []
-        for file in files:
-            path = file if file.startswith("/") else posixpath.normpath(posixpath.join(work_dir, file))
-            reports.append(analyze(fs, path, environment, work_dir, check_symbols=symbols))
+        paths = [file if file.startswith("/") else posixpath.normpath(posixpath.join(work_dir, file))
+                 for file in files]
+        # One session for all files: a library found for one program is not searched for again.
+        # The collector is paused meanwhile: the reports and the caches are mostly long-lived,
+        # acyclic objects, and its passes over them cost ~15 % of a /usr/bin-sized batch.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            reports = list(analyze_many(fs, paths, environment, work_dir, check_symbols=symbols))
+        finally:
+            if collecting:
+                gc.enable()
         if as_json:
             document = {"version": JSON_SCHEMA_VERSION, "target": target_facts,
                         "reports": [report.to_dict() for report in reports]}
-            typer.echo(json.dumps(document, indent=2))
+            sys.stdout.write(json_text(document, pretty) + "\n")
+            sys.stdout.flush()
         else:
             for report in reports:
                 _print_report(report)

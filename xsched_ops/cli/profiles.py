@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
-from xsched_ops import profiles as profiles_mod
 from xsched_ops.cli import common
 
 profiles_app = typer.Typer(name="profiles", help="List and show experiment profiles.", no_args_is_help=True)
@@ -16,6 +14,10 @@ profiles_app = typer.Typer(name="profiles", help="List and show experiment profi
 @profiles_app.command("list")
 def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Profiles found in XSCHED_OPS_PROFILES folders and the repository's profiles/."""
+    from rich.table import Table
+
+    from xsched_ops import profiles as profiles_mod
+
     found = profiles_mod.list_profiles()
     if as_json:
         rows = [{"name": name, "path": str(path),
@@ -41,6 +43,8 @@ def show_command(
     duration: float | None = typer.Option(None, "--duration", help="Measurement duration in seconds."),
 ) -> None:
     """The profile with every default filled in and the overrides applied."""
+    from xsched_ops import profiles as profiles_mod
+
     path = profiles_mod.find_profile(name)
     profile = profiles_mod.load_profile(str(path), overrides, duration_s=duration)
     data = profile.model_dump(mode="json")

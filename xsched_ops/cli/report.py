@@ -7,22 +7,35 @@ from pathlib import Path
 import typer
 
 from xsched_ops.cli import common
-from xsched_ops.report import FORMATS, write_report
-from xsched_ops.results.store import DEFAULT_RESULTS_DIR, load_run
+from xsched_ops.cli.common import DEFAULT_RESULTS_DIR
+
+# ``xsched_ops.report.FORMATS`` (tests/test_startup.py checks they agree): repeated here because
+# the report package imports matplotlib, which only the command itself needs.
+FORMATS = ("html", "md")
 
 
 def report_command(
     runs: list[str] = typer.Argument(..., metavar="RUN...", help="Run ids or folders (e.g. a baseline and an xsched run)."),
-    out: Path | None = typer.Option(None, "--out", "-o",
-                                    help="Output file (default: report.html / report.md in the first run's folder)."),
+    out: str | None = typer.Option(None, "--out", "-o",
+                                   help="Output file, or a folder for FOLDER/report.html (default: report.html in the "
+                                        "first run's folder, or report-A-B.html there when a report of other runs "
+                                        "already is)."),
     fmt: str = typer.Option("html", "--format", help=f"One of: {', '.join(FORMATS)}."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS_DIR, "--results-dir", help="Where run ids are looked up."),
 ) -> None:
     """Write the report: verdict, comparison table, CDF, latency over time, throughput, validity, environment."""
+    from xsched_ops.errors import UsageError
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown report format {fmt!r} (formats: {', '.join(FORMATS)})")
+    if out is not None and not out.strip():
+        raise UsageError("--out is empty", "give a file or a folder, e.g. -o report.html")
+    from xsched_ops.report import write_report
+    from xsched_ops.report.build import default_report_path
+    from xsched_ops.results.store import load_run
+
     loaded = [load_run(run, results_dir) for run in runs]
-    if out is None:
-        out = Path(loaded[0].run_dir) / f"report.{fmt}"
-    path = write_report(loaded, out, fmt)
+    path = write_report(loaded, default_report_path(loaded, fmt) if out is None else out, fmt)
     common.stderr_console().print(f"report written: {path}")
     print(path)
 

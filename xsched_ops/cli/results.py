@@ -8,9 +8,7 @@ from pathlib import Path
 import typer
 
 from xsched_ops.cli import common
-from xsched_ops.results.models import SCHEMA_VERSION
-from xsched_ops.results.render import render_run, render_run_list
-from xsched_ops.results.store import DEFAULT_RESULTS_DIR, finalize_run, list_runs, load_run, resolve_run_dir
+from xsched_ops.cli.common import DEFAULT_RESULTS_DIR
 
 results_app = typer.Typer(help="List and show stored runs.", no_args_is_help=True)
 
@@ -22,19 +20,33 @@ def list_command(
     results_dir: Path = RESULTS_DIR_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout."),
 ) -> None:
-    """Every run: id, profile, target, modes, status, validity, date (newest first)."""
+    """Every run: id, profile, target, modes, status, validity, date (newest first).
+
+    A damaged run (its run.json or result.json unreadable, not a run record) is listed as "damaged"
+    with what is wrong.
+    """
+    from xsched_ops.results.models import SCHEMA_VERSION
+    from xsched_ops.results.store import list_runs
+
     listings = list_runs(results_dir)
     if as_json:
         print(json.dumps({"version": SCHEMA_VERSION, "runs": [
             {"run_id": item.run_id, "run_dir": str(item.run_dir), "profile": item.profile_name,
              "target": item.target_name, "modes": list(item.modes), "status": item.status, "valid": item.valid,
-             "simulated": item.simulated, "created_wall": item.created_wall, "finalized": item.finalized}
+             "simulated": item.simulated, "created_wall": item.created_wall, "finalized": item.finalized,
+             "problem": item.problem}
             for item in listings]}, indent=2))
         return
     if not listings:
         common.stderr_console().print(f"no runs under {results_dir}")
         return
-    render_run_list(common.stdout_console(), listings)
+    from xsched_ops.results.render import render_run_list
+
+    console = common.stdout_console()
+    render_run_list(console, listings)
+    for item in listings:
+        if item.problem:
+            console.print(f"damaged {item.run_dir}: {item.problem}", markup=False, highlight=False)
 
 
 @results_app.command("show")
@@ -44,10 +56,15 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Print the full result (result.json's model) to stdout."),
 ) -> None:
     """One run: every trial's numbers and validity findings, per-mode statistics."""
+    from xsched_ops.results.models import SCHEMA_VERSION
+    from xsched_ops.results.store import load_run
+
     result = load_run(run, results_dir)
     if as_json:
         print(json.dumps({"version": SCHEMA_VERSION, "result": result.model_dump(mode="json")}, indent=2))
         return
+    from xsched_ops.results.render import render_run
+
     render_run(common.stdout_console(), result)
 
 
@@ -57,6 +74,8 @@ def finalize_command(
     results_dir: Path = RESULTS_DIR_OPTION,
 ) -> None:
     """Analyse a run's trials again and rewrite its result.json (also on a partial run)."""
+    from xsched_ops.results.store import finalize_run, resolve_run_dir
+
     result = finalize_run(resolve_run_dir(run, results_dir))
     common.stderr_console().print(f"wrote {Path(result.run_dir) / 'result.json'} "
                                   f"({'valid' if result.valid else 'INVALID'}, status {result.status})")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from xsched_ops.cli import common
+from xsched_ops.cli.common import DEFAULT_RESULTS_DIR
 from xsched_ops.errors import InvalidRunError, ResultsError, XSchedOpsError
-from xsched_ops.experiment import DEFAULT_MODES, ExperimentOptions, RunOutcome, run_experiment
-from xsched_ops.profiles import load_profile
-from xsched_ops.results import DEFAULT_RESULTS_DIR, RunResult
-from xsched_ops.results.compare import COMPARISON_VERSION, Comparison, compare
-from xsched_ops.results.render import render_run
-from xsched_ops.target.open import open_target
+
+if TYPE_CHECKING:  # the experiment, the results (pydantic, numpy) and the Docker SDK load when a command runs
+    from xsched_ops.experiment import RunOutcome
+    from xsched_ops.results import RunResult
+    from xsched_ops.results.compare import Comparison
 
 JSON_VERSION = 1
 
@@ -22,6 +23,8 @@ JSON_VERSION = 1
 def comparison_of(result: RunResult, baseline_run: RunResult | None = None
                   ) -> tuple[Comparison | None, XSchedOpsError | None]:
     """XSched against the run's baseline (or priority-streams), or against ``baseline_run``'s; else nothing."""
+    from xsched_ops.results.compare import compare
+
     if "xsched" not in result.modes:
         return None, None
     if baseline_run is not None and "baseline" not in result.modes:
@@ -64,6 +67,9 @@ def invalid_run_error(result: RunResult) -> InvalidRunError:
 def finish(outcome: RunOutcome, as_json: bool, no_report: bool, extra: dict | None = None,
            baseline_run: RunResult | None = None, after=None) -> Comparison | None:
     """Print what a run gave (run table, comparison, report path); raise the error that decides the exit code."""
+    from xsched_ops.results.compare import COMPARISON_VERSION
+    from xsched_ops.results.render import render_run
+
     console = common.stderr_console()
     result = outcome.result
     comparison, compare_error = (None, None) if outcome.failure else comparison_of(result, baseline_run)
@@ -170,6 +176,10 @@ def run(
     Exit codes: 0 valid (and compared); 21 invalid (refused by compare); 22 a trial did not
     complete (what was measured is kept, marked partial).
     """
+    from xsched_ops.experiment import DEFAULT_MODES, ExperimentOptions, run_experiment
+    from xsched_ops.profiles import load_profile
+    from xsched_ops.target.open import open_target
+
     profile = load_profile(profile_name, list(set_values or []), duration_s=duration)
     options = ExperimentOptions(
         profile=profile, backend=backend, modes=tuple(modes or DEFAULT_MODES), repeat=repeat, placement=placement,

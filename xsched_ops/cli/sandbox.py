@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from xsched_ops.cli import common
 
@@ -68,6 +67,8 @@ def list_command() -> None:
 @sandbox_app.command("scenarios")
 def scenarios_command() -> None:
     """List the scenarios with what each sets up."""
+    from rich.table import Table
+
     from xsched_ops.sandbox import SCENARIOS
 
     table = Table("scenario", "description", box=None, show_lines=False)

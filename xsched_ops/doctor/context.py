@@ -1,7 +1,8 @@
 """What the checks look at: the target, its files, its environment, the XSched install, probes.
 
 Facts are gathered lazily and once: a check that needs the in-target probe runs it the first
-time; the others reuse it.
+time; the others reuse it. The stored environment is read through the target's files from the
+host when they can be reached (no command runs in the target for it).
 """
 
 from __future__ import annotations
@@ -44,13 +45,20 @@ class DoctorContext:
     def configured_environment(self) -> dict[str, str]:
         return self.target.environment()
 
+    def _reachable_fs(self) -> TargetFS | None:
+        """The target's files from the host, or None (a remote engine: the target reads them itself)."""
+        try:
+            return self.fs
+        except XSchedOpsError:
+            return None
+
     @cached_property
     def stored(self) -> dict | None:
         if not self.use_stored_environment:
             return None
         from xsched_ops import stored_env
 
-        return stored_env.load(self.target)
+        return stored_env.load(self.target, self._reachable_fs())
 
     @property
     def environment_source(self) -> str:
@@ -90,6 +98,8 @@ class DoctorContext:
 
     @cached_property
     def probe(self) -> dict[str, Any]:
+        """The facts the probe script collects in the target, in one command (its slow parts, the
+        tools and torch, run side by side in it)."""
         script = resources.files("xsched_ops.doctor").joinpath("probe_script.py").read_text()
         env = dict(self.environment)
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")

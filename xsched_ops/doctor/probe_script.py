@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 
 # What to look for comes from the platform table (xsched_ops/data/platforms.toml), as JSON.
 SPEC = json.loads(os.environ.get("XSCHED_OPS_PROBE_SPEC") or "{}")
@@ -130,16 +131,30 @@ def sysv_shm():
     return segments
 
 
+# The probes that start programs (and wait for them) run side by side, each in a thread: the
+# probe takes as long as the slowest (torch when asked), not their sum. The others only read
+# files, after the programs ended (the process list is not to show the probe's own children).
+ORDER = ["devices", "rocm", "tools", "rocminfo", "rocm_smi", "nvidia_smi", "listening_ports", "processes",
+         "ipc_shm_files", "sysv_shm", "torch"]
+programs = [
+    ("rocm", rocm_version),
+    ("rocminfo", lambda: tool_output("rocminfo", ["rocminfo"])),
+    ("rocm_smi", lambda: tool_output("rocm-smi", ["rocm-smi", "--showproductname"])),
+    ("nvidia_smi", lambda: tool_output("nvidia-smi", ["nvidia-smi", "--query-gpu=name,driver_version",
+                                                      "--format=csv,noheader"])),
+]
+if os.environ.get("XSCHED_OPS_PROBE_TORCH", "1") == "1":
+    programs.append(("torch", torch_facts))
+threads = [threading.Thread(target=attempt, args=probe) for probe in programs]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
 attempt("devices", devices)
-attempt("rocm", rocm_version)
 attempt("tools", tools)
-attempt("rocminfo", lambda: tool_output("rocminfo", ["rocminfo"]))
-attempt("rocm_smi", lambda: tool_output("rocm-smi", ["rocm-smi", "--showproductname"]))
-attempt("nvidia_smi", lambda: tool_output("nvidia-smi", ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"]))
 attempt("listening_ports", listening_ports)
 attempt("processes", processes)
 attempt("ipc_shm_files", lambda: sorted(glob.glob("/dev/shm/__IPC_SHM__*")))
 attempt("sysv_shm", sysv_shm)
-if os.environ.get("XSCHED_OPS_PROBE_TORCH", "1") == "1":
-    attempt("torch", torch_facts)
-print("XSCHED_OPS_PROBE " + json.dumps(facts))
+ordered = dict((name, facts[name]) for name in ["python", "python_executable"] + ORDER if name in facts)
+print("XSCHED_OPS_PROBE " + json.dumps(ordered))

@@ -2,11 +2,13 @@
 
 Public API::
 
-    read_elf(fs: TargetFS, path: str) -> ElfObject           # cached by (dev, ino, size, mtime)
-    ElfObject.symbols() -> SymbolTable                        # lazy, bulk-decoded .dynsym
+    read_elf(fs: TargetFS, path: str, info=None) -> ElfObject # cached by (root, dev, ino, size, mtime)
+    ElfObject.symbols() -> SymbolTable                        # read once; references decoded then,
+        # .lookups, .name_index(), .candidates(name) for look-ups; .definitions, .symbols on first use
     read_elf_header_kind(fs, path) -> (class, machine, little_endian) | None
-    clear_cache() -> None
-    read_ld_so_cache(fs, path="/etc/ld.so.cache") -> LdCache; parse_ld_so_cache(bytes) -> LdCache
+    clear_cache() -> None                                     # the ELF files and the parsed ld.so.caches
+    read_ld_so_cache(fs, path="/etc/ld.so.cache") -> LdCache  # parsed once per version of the file
+    parse_ld_so_cache(bytes) -> LdCache
     LdCache.lookup(name, required_flags, supported_hwcaps) -> CacheEntry | None
     read_ld_so_conf(fs, path="/etc/ld.so.conf") -> list[str]
     demangle_many(names) -> dict[str, str]; demangle(name) -> str; demangle_builtin(name) -> str

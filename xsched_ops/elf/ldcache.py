@@ -18,7 +18,8 @@ from __future__ import annotations
 import glob
 import posixpath
 import struct
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from xsched_ops.target.fs import TargetFS
 
@@ -56,6 +57,8 @@ class LdCache:
     path: str
     format: str  # "new", "old+new", "old", or "absent"
     entries: tuple[CacheEntry, ...]
+    # name -> its entries in file order, built on the first lookup
+    _by_name: dict[str, list[CacheEntry]] | None = field(default=None, compare=False, repr=False)
 
     def lookup(self, name: str, required_flags: int, supported_hwcaps: tuple[str, ...]) -> CacheEntry | None:
         """The entry glibc's ``_dl_load_cache_lookup`` returns for ``name``.
@@ -63,11 +66,15 @@ class LdCache:
         Entries for the wrong architecture are skipped. Among glibc-hwcaps entries the one with
         the most preferred supported subfolder wins; otherwise the first plain entry does.
         """
+        by_name = self._by_name
+        if by_name is None:
+            by_name = {}
+            for entry in self.entries:
+                by_name.setdefault(entry.name, []).append(entry)
+            object.__setattr__(self, "_by_name", by_name)  # a cache, not state: the entries do not change
         best: CacheEntry | None = None
         best_priority = len(supported_hwcaps) + 1
-        for entry in self.entries:
-            if entry.name != name:
-                continue
+        for entry in by_name.get(name, ()):
             if entry.flags & FLAG_TYPE_MASK != FLAG_ELF_LIBC6:
                 continue
             if entry.flags & FLAG_REQUIRED_MASK != required_flags:
@@ -149,14 +156,46 @@ def _parse_hwcaps_extension(data: bytes, start: int, extension_offset: int) -> l
     return []
 
 
+# Parsed caches by (path, st_dev, st_ino, st_size, st_mtime_ns) of the file: one parse per file
+# version per process, however many programs are analysed. ldconfig replaces the file by a
+# rename, so a new cache has a new inode (and mtime) and is parsed again.
+_PARSED: dict[tuple[str, int, int, int, int], LdCache] = {}
+_PARSED_LOCK = threading.Lock()
+_PARSED_LIMIT = 16  # distinct cache files kept (several containers, several versions)
+
+
+def clear_parsed_caches() -> None:
+    """Forget every parsed cache (``xsched_ops.elf.clear_cache`` calls this too)."""
+    with _PARSED_LOCK:
+        _PARSED.clear()
+
+
 def read_ld_so_cache(fs: TargetFS, path: str = "/etc/ld.so.cache") -> LdCache:
-    """The target's cache, or an empty one (format ``absent``) when it has none."""
+    """The target's cache, or an empty one (format ``absent``) when it has none.
+
+    Parsed once per version of the file (its identity, size and mtime) per process: the result
+    is immutable and shared by every caller.
+    """
+    try:
+        info = fs.stat(path)
+        key = (path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    except OSError:
+        return LdCache(path, "absent", ())
+    with _PARSED_LOCK:
+        cached = _PARSED.get(key)
+    if cached is not None:
+        return cached
     try:
         with fs.open(path) as stream:
             data = stream.read()  # a few hundred KiB at most
     except OSError:
         return LdCache(path, "absent", ())
-    return parse_ld_so_cache(data, path)
+    parsed = parse_ld_so_cache(data, path)
+    with _PARSED_LOCK:
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = parsed
+    return parsed
 
 
 def read_ld_so_conf(fs: TargetFS, path: str = "/etc/ld.so.conf") -> list[str]:

@@ -13,20 +13,23 @@ Two levels, so that a library costs only what its use needs:
   table, ``struct.iter_unpack``), with each symbol's version and the relocations that refer to
   it. Computed on first use only, for the libraries whose symbols are consulted.
 
-The ELF header is parsed with pyelftools' structures; the tables are decoded with ``struct``
-because pyelftools' per-symbol iteration costs ~23 us a symbol (seconds for a ROCm library).
+Everything is decoded with ``struct``: pyelftools' per-symbol iteration costs ~23 us a symbol
+(seconds for a ROCm library) and building its header structures ~1 ms a file; pyelftools only
+names unusual machines (``machine_name``).
 """
 
 from __future__ import annotations
 
+import operator
+import os
 import struct
+import sys
 import threading
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from typing import BinaryIO
-
-from elftools.common.exceptions import ELFError as PyElfToolsError
-from elftools.elf.descriptions import describe_e_machine
-from elftools.elf.structs import ELFStructs
 
 from xsched_ops.errors import ElfError, TargetPathError
 from xsched_ops.target.fs import TargetFS
@@ -107,6 +110,11 @@ _PLT_RELOCATION_TYPES = {EM_X86_64: {7}, EM_386: {7}, EM_AARCH64: {1026}}  # JUM
 # Relocation types that carry no symbol lookup (RELATIVE, IRELATIVE).
 _SYMBOL_FREE_RELOCATION_TYPES = {EM_X86_64: {8, 37}, EM_386: {8, 42}, EM_AARCH64: {1027, 1032}}
 
+# array typecodes of unsigned 16, 32 and 64-bit words
+_U16 = next(code for code in "HIL" if array(code).itemsize == 2)
+_U32 = next(code for code in "HIL" if array(code).itemsize == 4)
+_U64 = next(code for code in "LQ" if array(code).itemsize == 8)
+
 _STRING_CHUNK = 256
 _DYNAMIC_LIMIT = 1 << 20  # a dynamic segment larger than this is not a real one
 
@@ -172,17 +180,233 @@ class SymbolReference:
     first_relocation: int  # position of its first relocation (start-up order), or -1
 
 
-@dataclass
-class SymbolTable:
-    """The decoded dynamic symbol table of one object."""
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
-    symbols: list[Symbol]
-    definitions: dict[str, list[Symbol]]  # every name with at least one defined entry
-    references: list[SymbolReference]  # undefined, non-local, named entries
-    bind_now: bool
+
+def _column(raw: bytes, typecode: str, little_endian: bool, stride: int, offset: int) -> array:
+    """One field of a table of fixed-size entries, as an array: field ``offset`` of every ``stride`` words."""
+    values = array(typecode)
+    values.frombytes(raw[: len(raw) - len(raw) % values.itemsize])
+    if little_endian != (sys.byteorder == "little"):
+        values.byteswap()
+    return values[offset::stride]
+
+
+class SymbolTable:
+    """The decoded dynamic symbol table of one object.
+
+    ``references`` (undefined, non-local, named entries) is decoded when the table is read;
+    ``definitions`` (every name with at least one defined entry) and ``symbols`` (every entry)
+    are decoded on first use from the table's bytes, kept in memory. ``has_definition`` and
+    ``candidates`` answer look-ups from an index of names alone, decoding only the entries a
+    look-up needs. A program's table is consulted mostly for its references: a Go program's
+    100,000 exported symbols cost nothing until a look-up needs them.
+    """
+
+    def __init__(self, bind_now: bool, raw: bytes = b"", entry_format: str = "<IBBHQQ", strings: bytes = b"",
+                 versyms: array | None = None, definition_names: dict[int, str] | None = None,
+                 need_by_index: dict[int, VersionNeed] | None = None) -> None:
+        self.bind_now = bind_now
+        # (position, name, version, hidden, version file, at start-up, lazy, first relocation, looked up)
+        self._reference_rows: list[tuple] = []
+        self._references: list[SymbolReference] | None = []
+        self.lookups: list[tuple[tuple[str, str | None, bool], int]] = []
+        self._raw = raw
+        self._format = entry_format
+        self._entry_size = struct.calcsize(entry_format)
+        self._is64 = entry_format[1:] == "IBBHQQ"
+        self._little = entry_format[0] == "<"
+        self.count = len(raw) // self._entry_size
+        self._strings = strings
+        self._versyms = versyms
+        self._definition_names = definition_names or {}
+        self._need_by_index = need_by_index or {}
+        self._decoded: dict[int, Symbol] = {}
+        self._names: tuple[dict[str, int], dict[str, list[int]]] | None = None
+        self._definitions: dict[str, list[Symbol]] | None = None
+        self._symbols: list[Symbol] | None = None
+        self._lock = threading.Lock()
+        # Answers callers derive from this table alone, kept as long as it is (the loader model
+        # keeps whether a (name, version, hidden) reference is satisfied here).
+        self.memo: dict = {}
+
+    def _set_references(self, rows: list[tuple]) -> None:
+        self._reference_rows = rows
+        self._references = None
+        self.lookups = [((row[1], row[2], row[3]), number) for number, row in enumerate(rows) if row[8]]
+
+    @property
+    def references(self) -> list[SymbolReference]:
+        """The undefined, non-local, named entries, with how the loader binds them (built on first use).
+
+        ``lookups`` holds what a symbol look-up needs of the references the loader looks up at
+        all (not weak, used by a relocation): ((name, version, hidden), index in ``references``).
+        """
+        references = self._references
+        if references is None:
+            built = []
+            for position, _, _, _, version_file, at_startup, lazy, first, _ in self._reference_rows:
+                reference = _new_object(SymbolReference)  # without the frozen dataclass's cost
+                _set_attribute(reference, "__dict__", {
+                    "symbol": self.symbol_at(position), "version_file": version_file, "at_startup": at_startup,
+                    "lazy": lazy, "first_relocation": first})
+                built.append(reference)
+            with self._lock:
+                if self._references is None:
+                    self._references = built
+                references = self._references
+        return references
+
+    # -- columns: one field of every entry, without decoding the entries ---------------------------
+    def _name_offsets(self) -> array:
+        return _column(self._raw, _U32, self._little, 6 if self._is64 else 4, 0)
+
+    def _section_indices(self) -> array:
+        return _column(self._raw, _U16, self._little, 12 if self._is64 else 8, 3 if self._is64 else 7)
+
+    def _infos(self) -> bytes:
+        return self._raw[4 if self._is64 else 12::self._entry_size]
+
+    def undefined_named(self) -> list[int]:
+        """Positions of the undefined, non-local, named entries (the references' symbols)."""
+        names = self._name_offsets()
+        infos = self._infos()
+        strings = self._strings
+        return [position for position, shndx in enumerate(self._section_indices())
+                if shndx == SHN_UNDEF and position and infos[position] >> 4 != STB_LOCAL
+                and strings[names[position]:names[position] + 1] not in (b"\0", b"")]
+
+    def entries(self):
+        """(index, name offset, info, other, shndx, value) of every entry, undecoded."""
+        unpacked = struct.iter_unpack(self._format, self._raw[: self.count * self._entry_size])
+        if self._is64:
+            for index, (name_offset, info, other, shndx, value, _) in enumerate(unpacked):
+                yield index, name_offset, info, other, shndx, value
+        else:
+            for index, (name_offset, value, _, info, other, shndx) in enumerate(unpacked):
+                yield index, name_offset, info, other, shndx, value
+
+    def symbol_at(self, index: int) -> Symbol:
+        """The entry ``index``, decoded (once)."""
+        symbol = self._decoded.get(index)
+        if symbol is not None:
+            return symbol
+        values = struct.unpack_from(self._format, self._raw, index * self._entry_size)
+        if self._is64:
+            name_offset, info, other, shndx, value, _ = values
+        else:
+            name_offset, value, _, info, other, shndx = values
+        return self._decode(index, name_offset, info, other, shndx, value)
+
+    def _decode(self, index: int, name_offset: int, info: int, other: int, shndx: int, value: int) -> Symbol:
+        strings = self._strings
+        end = strings.find(b"\0", name_offset)
+        name = strings[name_offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+        version: str | None = None
+        hidden = False
+        version_index = -1
+        versyms = self._versyms
+        if versyms is not None and index < len(versyms):
+            raw_version = versyms[index]
+            hidden = bool(raw_version & VERSYM_HIDDEN)
+            version_index = raw_version & 0x7FFF
+            if version_index > 1:
+                if shndx == SHN_UNDEF:
+                    need = self._need_by_index.get(version_index)
+                    version = need.version if need else None
+                else:
+                    version = self._definition_names.get(version_index)
+        # Symbol(...) without the frozen dataclass's ten object.__setattr__ calls (3x faster)
+        symbol = _new_object(Symbol)
+        _set_attribute(symbol, "__dict__", {
+            "index": index, "name": name, "binding": info >> 4, "type": info & 0xF, "visibility": other & 0x3,
+            "section_index": shndx, "value": value, "version": version, "version_hidden": hidden,
+            "version_index": version_index})
+        self._decoded[index] = symbol
+        return symbol
+
+    def _name_index(self) -> tuple[dict[str, int], dict[str, list[int]]]:
+        """Defined, named entries by name: the first index, and the further ones (other versions)."""
+        index = self._names
+        if index is None:
+            with self._lock:
+                if self._names is None:
+                    self._names = self._build_name_index()
+                index = self._names
+        return index
+
+    def _build_name_index(self) -> tuple[dict[str, int], dict[str, list[int]]]:
+        first: dict[str, int] = {}
+        more: dict[str, list[int]] = {}
+        names = self._name_offsets()
+        strings = self._strings
+        ascii_text = strings.decode("ascii") if strings.isascii() else None  # one decode, then slices
+        for position, shndx in enumerate(self._section_indices()):
+            if shndx == SHN_UNDEF or not position:
+                continue
+            offset = names[position]
+            if ascii_text is not None:
+                end = ascii_text.find("\0", offset)
+                name = ascii_text[offset:end if end >= 0 else None]
+            else:
+                end = strings.find(b"\0", offset)
+                name = strings[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+            if not name:
+                continue
+            if name in first:
+                more.setdefault(name, []).append(position)
+            else:
+                first[name] = position
+        return first, more
+
+    def name_index(self) -> dict[str, int]:
+        """Every defined name with the position of its first entry (a look-up's quick test: ``name in``)."""
+        return self._name_index()[0]
+
+    def has_definition(self, name: str) -> bool:
+        """Whether some defined entry is called ``name`` (without decoding the entries)."""
+        return name in self._name_index()[0]
+
+    def candidates(self, name: str) -> list[Symbol]:
+        """The defined entries called ``name`` (``definitions.get(name, [])``, decoding only those)."""
+        first, more = self._name_index()
+        position = first.get(name)
+        if position is None:
+            return []
+        found = [self.symbol_at(position)]
+        for other in more.get(name, ()):
+            found.append(self.symbol_at(other))
+        return found
+
+    @property
+    def definitions(self) -> dict[str, list[Symbol]]:
+        """Every name with at least one defined entry, with those entries (decodes them all)."""
+        definitions = self._definitions
+        if definitions is None:
+            first, more = self._name_index()
+            built = {name: [self.symbol_at(position), *(self.symbol_at(p) for p in more.get(name, ()))]
+                     for name, position in first.items()}
+            with self._lock:
+                if self._definitions is None:
+                    self._definitions = built
+                definitions = self._definitions
+        return definitions
+
+    @property
+    def symbols(self) -> list[Symbol]:
+        symbols = self._symbols
+        if symbols is None:
+            with self._lock:
+                if self._symbols is None:
+                    decoded = self._decoded
+                    self._symbols = [decoded.get(index) or self._decode(index, *values)
+                                     for index, *values in self.entries()]
+                symbols = self._symbols
+        return symbols
 
     def defines(self, name: str) -> bool:
-        return name in self.definitions
+        return self.has_definition(name)
 
 
 @dataclass(eq=False)
@@ -234,7 +458,10 @@ class ElfObject:
                 if self._fs is None:
                     raise ElfError(f"{self.path}: no file system to read symbols from")
                 with self._fs.open(self.path) as stream:
-                    self._symbols = _read_symbol_table(self, _RangeReader(stream, self))
+                    try:
+                        self._symbols = _read_symbol_table(self, _RangeReader(stream, self))
+                    except _MALFORMED as err:
+                        raise _malformed(self.path, err) from err
             return self._symbols
 
 
@@ -274,26 +501,40 @@ class _RangeReader:
 # ---------------------------------------------------------------------------------------------
 # Cache
 # ---------------------------------------------------------------------------------------------
-_CACHE: dict[tuple[int, int, int, int, int], ElfObject] = {}
+_CACHE: dict[tuple[object, int, int, int, int], ElfObject] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def clear_cache() -> None:
+    """Forget every ELF file read (with its symbol table) and every parsed ld.so.cache."""
+    from xsched_ops.elf.ldcache import clear_parsed_caches
+
     with _CACHE_LOCK:
         _CACHE.clear()
+    clear_parsed_caches()
 
 
-def read_elf(fs: TargetFS, path: str) -> ElfObject:
+def _fs_key(fs: TargetFS) -> object:
+    """Which view of the files ``fs`` is: its root for the file systems of ``target.fs`` (a new
+    object for the same container or this host shares what was read), else the object's id (an
+    ElfObject keeps its file system alive, so the id is not reused while it is cached)."""
+    root = getattr(fs, "root", None)
+    return (type(fs).__name__, root) if isinstance(root, str) else id(fs)
+
+
+def read_elf(fs: TargetFS, path: str, info: os.stat_result | None = None) -> ElfObject:
     """Read the loader's view of ``path`` (a path in the target), from a cache when unchanged.
 
-    Raises ``TargetPathError`` when the file cannot be opened and ``ElfError`` when it is not
-    an ELF file (the loader's "invalid ELF header" / "file too short").
+    ``info`` is ``fs.stat(path)`` when the caller has it already. Raises ``TargetPathError``
+    when the file cannot be opened and ``ElfError`` when it is not an ELF file (the loader's
+    "invalid ELF header" / "file too short").
     """
-    try:
-        info = fs.stat(path)
-    except OSError as err:
-        raise TargetPathError(f"{path}: {err.strerror or err}", "check the path in the target") from err
-    key = (id(fs), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if info is None:
+        try:
+            info = fs.stat(path)
+        except OSError as err:
+            raise TargetPathError(f"{path}: {err.strerror or err}", "check the path in the target") from err
+    key = (_fs_key(fs), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
     if cached is not None:
@@ -305,9 +546,21 @@ def read_elf(fs: TargetFS, path: str) -> ElfObject:
         raise ElfError(f"{path}: cannot read file data: Is a directory") from err
     except OSError as err:
         raise TargetPathError(f"{path}: {err.strerror or err}", "check the path and its permissions") from err
+    except _MALFORMED as err:
+        raise _malformed(path, err) from err
     with _CACHE_LOCK:
         _CACHE[key] = parsed
     return parsed
+
+
+# A header or table that points outside the file, or beyond any offset (e_phoff = 2**63), or is cut
+# short: what reading a damaged or hostile file raises before a check names it.
+_MALFORMED = (struct.error, ValueError, OverflowError, MemoryError)
+
+
+def _malformed(path: str, err: BaseException) -> ElfError:
+    return ElfError(f"{path}: malformed ELF file: a header or table lies outside the file or is cut short "
+                    f"({type(err).__name__})", "the file is damaged or not an object the loader can map")
 
 
 def read_elf_header_kind(fs: TargetFS, path: str) -> tuple[int, int, bool] | None:
@@ -327,6 +580,21 @@ def read_elf_header_kind(fs: TargetFS, path: str) -> tuple[int, int, bool] | Non
 # ---------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------
+_MACHINE_NAMES = {EM_X86_64: "Advanced Micro Devices X86-64", EM_386: "Intel 80386", EM_AARCH64: "AArch64"}
+
+
+def _machine_name(machine: int) -> str:
+    """pyelftools' description of ``e_machine`` (imported only for machines other than the usual three)."""
+    name = _MACHINE_NAMES.get(machine)
+    if name is None:
+        from elftools.elf.descriptions import describe_e_machine
+        from elftools.elf.enums import ENUM_E_MACHINE
+
+        by_number = {number: symbol for symbol, number in ENUM_E_MACHINE.items() if isinstance(number, int)}
+        name = _MACHINE_NAMES[machine] = describe_e_machine(by_number.get(machine, machine))
+    return name
+
+
 def _read_dynamic_view(fs: TargetFS, path: str, stream: BinaryIO, file_size: int) -> ElfObject:
     reader = _RangeReader(stream)
     ident = reader.read(0, 64)
@@ -338,19 +606,14 @@ def _read_dynamic_view(fs: TargetFS, path: str, stream: BinaryIO, file_size: int
     if elf_class not in (ELFCLASS32, ELFCLASS64) or ident[5] not in (1, 2):
         raise ElfError(f"{path}: invalid ELF header (class {ident[4]}, data {ident[5]})")
     little = ident[5] == 1
-    structs = ELFStructs(little_endian=little, elfclass=32 if elf_class == ELFCLASS32 else 64)
-    structs.create_basic_structs()
-    try:
-        header = structs.Elf_Ehdr.parse(ident)
-    except Exception as err:  # construct raises its own errors on short input
-        raise ElfError(f"{path}: file too short for an ELF header") from err
     order = "<" if little else ">"
-    raw_header = struct.unpack_from(order + "HH", ident, 16)
-    elf_type, machine = raw_header
-    try:
-        machine_name = describe_e_machine(header.e_machine)
-    except PyElfToolsError:
-        machine_name = str(header.e_machine)
+    # e_type e_machine e_version e_entry e_phoff e_shoff e_flags e_ehsize e_phentsize e_phnum ...
+    header_format = order + ("HHIQQQIHHHHHH" if elf_class == ELFCLASS64 else "HHIIIIIHHHHHH")
+    if len(ident) < 16 + struct.calcsize(header_format):
+        raise ElfError(f"{path}: file too short for an ELF header")
+    elf_type, machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, _, _, _ = struct.unpack_from(
+        header_format, ident, 16)
+    machine_name = _machine_name(machine)
 
     # Program headers, in one read.
     if elf_class == ELFCLASS64:
@@ -358,8 +621,8 @@ def _read_dynamic_view(fs: TargetFS, path: str, stream: BinaryIO, file_size: int
     else:
         phdr_format = order + "IIIIIIII"  # type offset vaddr paddr filesz memsz flags align
     phdr_size = struct.calcsize(phdr_format)
-    phentsize = header.e_phentsize or phdr_size
-    program_headers = reader.read(header.e_phoff, phentsize * header.e_phnum)
+    phentsize = e_phentsize or phdr_size
+    program_headers = reader.read(e_phoff, phentsize * e_phnum)
     loads: list[tuple[int, int, int]] = []
     dynamic: tuple[int, int] | None = None
     interp: tuple[int, int] | None = None
@@ -523,13 +786,19 @@ def _symbol_count(obj: ElfObject, reader: _RangeReader) -> int:
                 return index
 
 
+# Calls of ``_read_symbol_table`` in this process (tests check that a library's table is read once).
+SYMBOL_TABLE_READS = 0
+
+
 def _read_symbol_table(obj: ElfObject, reader: _RangeReader) -> SymbolTable:
+    global SYMBOL_TABLE_READS
+    SYMBOL_TABLE_READS += 1
     order = "<" if obj.little_endian else ">"
     layout = obj._layout
     symtab = _offset_of(obj, layout.get(DT_SYMTAB))
     strtab = _offset_of(obj, layout.get(DT_STRTAB))
     if symtab is None or strtab is None:
-        return SymbolTable(symbols=[], definitions={}, references=[], bind_now=obj.bind_now)
+        return SymbolTable(bind_now=obj.bind_now)
     count = _symbol_count(obj, reader)
     if obj.elf_class == ELFCLASS64:
         entry_format = order + "IBBHQQ"  # name info other shndx value size
@@ -540,64 +809,55 @@ def _read_symbol_table(obj: ElfObject, reader: _RangeReader) -> SymbolTable:
     count = len(raw) // entry_size
     strings = reader.read(strtab, layout.get(DT_STRSZ, 0))
     versym_offset = _offset_of(obj, layout.get(DT_VERSYM))
-    versyms: tuple[int, ...] | None = None
+    versyms: array | None = None
     if versym_offset is not None:
-        versym_raw = reader.read(versym_offset, 2 * count)
-        versyms = tuple(v for (v,) in struct.iter_unpack(order + "H", versym_raw[: len(versym_raw) & ~1]))
+        versyms = _column(reader.read(versym_offset, 2 * count), _U16, obj.little_endian, 1, 0)
 
     definition_names = {d.index: d.name for d in obj.version_definitions}
     need_by_index = {n.index: n for n in obj.version_needs}
-    symbols: list[Symbol] = []
-    definitions: dict[str, list[Symbol]] = {}
-    undefined: list[Symbol] = []
-    find = strings.find
-    is64 = obj.elf_class == ELFCLASS64
     if entry_size != struct.calcsize(entry_format):
         raise ElfError(f"{obj.path}: unexpected DT_SYMENT {entry_size}")
-    for index, values in enumerate(struct.iter_unpack(entry_format, raw[: count * entry_size])):
-        if is64:
-            name_offset, info, other, shndx, value, _ = values
+    table = SymbolTable(bind_now=obj.bind_now, raw=raw[: count * entry_size], entry_format=entry_format,
+                        strings=strings, versyms=versyms, definition_names=definition_names,
+                        need_by_index=need_by_index)
+    # Undefined, non-local, named entries: the references. Only what a look-up needs is decoded
+    # now (name, version, how it is bound); Symbol and SymbolReference objects on demand.
+    startup_first, plt_only = _relocation_uses(obj, reader, count)
+    bind_now = obj.bind_now
+    names = table._name_offsets()
+    infos = table._infos()
+    ascii_text = strings.decode("ascii") if strings.isascii() else None
+    versym_count = len(versyms) if versyms is not None else 0
+    rows: list[tuple] = []
+    for position in table.undefined_named():
+        offset = names[position]
+        if ascii_text is not None:
+            end = ascii_text.find("\0", offset)
+            name = ascii_text[offset:end if end >= 0 else None]
         else:
-            name_offset, value, _, info, other, shndx = values
-        end = find(b"\0", name_offset)
-        name = strings[name_offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
-        version: str | None = None
+            end = strings.find(b"\0", offset)
+            name = strings[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+        version = None
         hidden = False
-        version_index = -1
-        if versyms is not None and index < len(versyms):
-            raw_version = versyms[index]
+        version_file = None
+        if position < versym_count:
+            raw_version = versyms[position]  # type: ignore[index]
             hidden = bool(raw_version & VERSYM_HIDDEN)
             version_index = raw_version & 0x7FFF
             if version_index > 1:
-                if shndx == SHN_UNDEF:
-                    need = need_by_index.get(version_index)
-                    version = need.version if need else None
-                else:
-                    version = definition_names.get(version_index)
-        symbol = Symbol(index=index, name=name, binding=info >> 4, type=info & 0xF, visibility=other & 0x3,
-                        section_index=shndx, value=value, version=version, version_hidden=hidden,
-                        version_index=version_index)
-        symbols.append(symbol)
-        if index == 0 or not name:
-            continue
-        if shndx != SHN_UNDEF:
-            definitions.setdefault(name, []).append(symbol)
-        elif symbol.binding != STB_LOCAL:
-            undefined.append(symbol)
-
-    startup_first, plt_only = _relocation_uses(obj, reader, count)
-    bind_now = obj.bind_now
-    references: list[SymbolReference] = []
-    for symbol in undefined:
-        first = startup_first.get(symbol.index, -1)
-        in_plt = symbol.index in plt_only
+                need = need_by_index.get(version_index)
+                if need is not None:
+                    version, version_file = need.version, need.file
+        first = startup_first.get(position, -1)
+        in_plt = position in plt_only
         at_startup = first >= 0 or (bind_now and in_plt)
-        need = need_by_index.get(symbol.version_index) if symbol.version_index > 1 else None
-        references.append(SymbolReference(symbol=symbol, version_file=need.file if need else None,
-                                          at_startup=at_startup, lazy=in_plt and not at_startup,
-                                          first_relocation=first if first >= 0 else (
-                                              plt_only.get(symbol.index, -1) if at_startup else -1)))
-    return SymbolTable(symbols=symbols, definitions=definitions, references=references, bind_now=bind_now)
+        lazy = in_plt and not at_startup
+        if first < 0:
+            first = plt_only.get(position, -1) if at_startup else -1
+        rows.append((position, name, version, hidden, version_file, at_startup, lazy, first,
+                     infos[position] >> 4 != STB_WEAK and (at_startup or lazy)))
+    table._set_references(rows)
+    return table
 
 
 def _relocation_uses(obj: ElfObject, reader: _RangeReader, symbol_count: int) -> tuple[dict[int, int], dict[int, int]]:
@@ -605,7 +865,6 @@ def _relocation_uses(obj: ElfObject, reader: _RangeReader, symbol_count: int) ->
 
     Positions count DT_REL/DT_RELA first, then DT_JMPREL, the order glibc applies them in.
     """
-    order = "<" if obj.little_endian else ">"
     layout = obj._layout
     is64 = obj.elf_class == ELFCLASS64
     plt_types = _PLT_RELOCATION_TYPES.get(obj.machine, set())
@@ -620,25 +879,32 @@ def _relocation_uses(obj: ElfObject, reader: _RangeReader, symbol_count: int) ->
         size = layout.get(size_tag, 0)
         if offset is None or size == 0:
             return
-        if is64:
-            entry_format = order + ("QQq" if rela else "QQ")
-        else:
-            entry_format = order + ("IIi" if rela else "II")
-        entry_size = struct.calcsize(entry_format)
+        words = 3 if rela else 2  # r_offset, r_info[, r_addend]
+        entry_size = (8 if is64 else 4) * words
         raw = reader.read(offset, size - size % entry_size)
-        for values in struct.iter_unpack(entry_format, raw[: len(raw) - len(raw) % entry_size]):
-            info = values[1]
-            if is64:
-                symbol_index, kind = info >> 32, info & 0xFFFFFFFF
-            else:
-                symbol_index, kind = info >> 8, info & 0xFF
-            position += 1
-            if symbol_index == 0 or kind in free_types or symbol_index >= symbol_count:
+        raw = raw[: len(raw) - len(raw) % entry_size]
+        if is64:  # r_info = symbol << 32 | type: its two 32-bit halves as columns
+            high, low = (3, 2) if obj.little_endian else (2, 3)
+            symbols = _column(raw, _U32, obj.little_endian, 2 * words, high)
+            kinds: Sequence[int] = _column(raw, _U32, obj.little_endian, 2 * words, low)
+        else:  # r_info = symbol << 8 | type
+            infos = _column(raw, _U32, obj.little_endian, words, 1)
+            symbols = array(_U32, map(operator.rshift, infos, repeat(8)))
+            kinds = bytes(map(operator.and_, infos, repeat(0xFF)))
+        # Most relocations (RELATIVE) name no symbol: only the others are looked at, one by one.
+        for at in compress(range(len(symbols)), symbols):
+            symbol_index = symbols[at]
+            if symbol_index >= symbol_count:
+                continue
+            kind = kinds[at]
+            if kind in free_types:
                 continue
             if is_plt_table and kind in plt_types:
-                plt.setdefault(symbol_index, position)
-            else:
-                startup.setdefault(symbol_index, position)
+                if symbol_index not in plt:
+                    plt[symbol_index] = position + at + 1
+            elif symbol_index not in startup:
+                startup[symbol_index] = position + at + 1
+        position += len(symbols)
 
     scan(DT_RELA, DT_RELASZ, True, False)
     scan(DT_REL, DT_RELSZ, False, False)

@@ -12,6 +12,16 @@ Public API::
         DF_1_NODEFLIB, wrong class/machine skipped), version needs, and symbol resolution in
         the global scope (only when ``check_symbols``).
 
+    analyze_many(fs, executables: Iterable[str], env, cwd="/", check_symbols=True, ...) -> Iterator[LoadReport]
+        ``analyze`` for each file with one ``LoaderSession`` (the file system's answers shared).
+
+    clear_caches() -> None        # forget every file read and every look-up kept
+
+    Costs: the ld.so.cache is parsed once per version of the file per process; each ELF file
+    (and its symbol table) is read once per process while it is unchanged; the symbol look-ups
+    of a global scope's libraries are made once per scope (every program with the same
+    libraries shares them) and only the program's own references are looked up per program.
+
     find_definers(fs: TargetFS, symbol: str, folders: Iterable[str], version: str | None = None) -> list[str]
         The files in ``folders`` whose dynamic symbol table defines ``symbol``.
 
@@ -40,6 +50,7 @@ from xsched_ops.loader.model import (
     FailedPreload,
     LoadedObject,
     LoaderModel,
+    LoaderSession,
     LoadReport,
     NotFound,
     ProviderCandidate,
@@ -47,12 +58,14 @@ from xsched_ops.loader.model import (
     UnresolvedSymbol,
     VersionProblem,
     analyze,
+    analyze_many,
+    clear_caches,
     find_definers,
 )
 from xsched_ops.loader.platform import LoaderPlatform, detect_platform
 
 __all__ = [
-    "GLIBC_MODEL_VERSION", "Edge", "FailedPreload", "LoadReport", "LoadedObject", "LoaderModel",
+    "GLIBC_MODEL_VERSION", "Edge", "FailedPreload", "LoadReport", "LoadedObject", "LoaderModel", "LoaderSession",
     "LoaderPlatform", "NotFound", "ProviderCandidate", "SearchStep", "UnresolvedSymbol", "VersionProblem",
-    "analyze", "detect_platform", "find_definers",
+    "analyze", "analyze_many", "clear_caches", "detect_platform", "find_definers",
 ]

@@ -18,9 +18,14 @@ Version notes (where other glibc versions behave differently):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import os
 import posixpath
-from collections.abc import Iterable, Mapping
+import stat as stat_module
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from xsched_ops.elf import (
@@ -28,6 +33,8 @@ from xsched_ops.elf import (
     LdCache,
     Symbol,
     SymbolReference,
+    SymbolTable,
+    clear_cache,
     demangle_many,
     read_elf,
     read_ld_so_cache,
@@ -164,10 +171,196 @@ class LoadReport:
         return None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """``dataclasses.asdict(self)``, built without its deep copies (a report holds only
+        strings, numbers, tuples and dataclasses)."""
+        return _plain(self)
 
     def to_json(self, **kwargs: object) -> str:
         return json.dumps(self.to_dict(), **kwargs)  # type: ignore[arg-type]
+
+
+def _plain(value: object) -> object:
+    """What ``dataclasses.asdict`` makes of a report's values: dataclasses become dicts, tuples stay tuples."""
+    names = _FIELD_NAMES.get(type(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if type(value) is tuple:
+        return tuple(_plain(item) for item in value)
+    if type(value) is list:
+        return [_plain(item) for item in value]
+    if type(value) is dict:
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# What analyses share: the file system's answers, the ld.so.cache, the global scope's look-ups
+# ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _this_cpu_platform() -> LoaderPlatform:
+    return detect_platform()  # /proc/cpuinfo does not change while the process runs
+
+
+class LoaderSession:
+    """What a batch of analyses in one target shares (``analyze_many``; a model without one gets
+    its own, so that one analysis asks each question once).
+
+    The platform, the ld.so.cache (parsed once per process anyway, see ``read_ld_so_cache``),
+    and the file system's answers: ``stat``, ``realpath``, glibc's ``open_verify`` outcome for
+    each path, the hwcaps subfolders of each folder and /etc/ld.so.preload. The target's files
+    are taken as unchanging while the batch runs.
+    """
+
+    def __init__(self, fs: TargetFS, platform: LoaderPlatform | None = None, cache: LdCache | None = None) -> None:
+        self.fs = fs
+        self.platform = platform or _this_cpu_platform()
+        self.cache = cache if cache is not None else read_ld_so_cache(fs)
+        self.cache_flags = required_cache_flags(self.platform.machine, self.platform.elf_class)
+        self._stat: dict[str, os.stat_result | None] = {}
+        self._realpath: dict[str, str] = {}
+        self.verified: dict[str, tuple[str, ElfObject | None]] = {}
+        self.subdirs: dict[str, tuple[str, ...]] = {}
+        self._ld_so_preload: list[str] | None = None
+
+    def stat(self, path: str) -> os.stat_result | None:
+        try:
+            return self._stat[path]
+        except KeyError:
+            pass
+        try:
+            info: os.stat_result | None = self.fs.stat(path)
+        except OSError:
+            info = None
+        self._stat[path] = info
+        return info
+
+    def realpath(self, path: str) -> str:
+        resolved = self._realpath.get(path)
+        if resolved is None:
+            resolved = self._realpath[path] = self.fs.realpath(path)
+        return resolved
+
+    def identity(self, path: str) -> tuple[int, int] | None:
+        info = self.stat(path)
+        return (info.st_dev, info.st_ino) if info is not None else None
+
+    def isdir(self, path: str) -> bool:
+        info = self.stat(path)
+        return info is not None and stat_module.S_ISDIR(info.st_mode)
+
+    def isfile(self, path: str) -> bool:
+        info = self.stat(path)
+        return info is not None and stat_module.S_ISREG(info.st_mode)
+
+    def read_elf(self, path: str) -> ElfObject:
+        """``read_elf`` with the session's ``stat`` (TargetPathError when the path is absent)."""
+        info = self.stat(path)
+        if info is None:
+            raise TargetPathError(f"{path}: no such file", "check the path in the target")
+        return read_elf(self.fs, path, info)
+
+    def ld_so_preload(self) -> list[str]:
+        if self._ld_so_preload is None:
+            self._ld_so_preload = _read_ld_so_preload(self.fs)
+        return list(self._ld_so_preload)
+
+
+_Key = tuple[str, "str | None", bool]  # what a look-up depends on: (name, version, hidden)
+
+
+class _ScopeIndex:
+    """Symbol look-ups in a set of objects: a global scope without its program (the preloads and
+    the libraries), shared by every program whose libraries are the same files, or a library's
+    dependency closure, shared by every scope that holds that library.
+
+    ``defines`` answers once per distinct reference (name, version, hidden) and
+    ``unresolved_references`` once per object, so a program costs only its own references and
+    the few its libraries leave open (which the program itself may define).
+    """
+
+    def __init__(self, elfs: tuple[ElfObject, ...]) -> None:
+        self.elfs = elfs  # keeps the objects (and so their ids, the cache key) alive
+        self._tables: list[tuple[SymbolTable, dict[str, int]]] | None = None  # (table, its name index)
+        self._defined: dict[_Key, bool] = {}
+        self._unresolved: dict[int, tuple[tuple[_Key, int], ...]] = {}
+
+    def defines(self, key: _Key) -> bool:
+        """Whether an object of the set satisfies a reference to (name, version, hidden)."""
+        known = self._defined.get(key)
+        if known is None:
+            tables = self._tables
+            if tables is None:
+                tables = self._tables = [(elf.symbols(), elf.symbols().name_index()) for elf in self.elfs]
+            known = False
+            name = key[0]
+            for table, names in tables:  # a name lookup first: most objects do not define it at all
+                if name in names:
+                    # the answer of one object is the same in every set: kept with its table
+                    answer = table.memo.get(key)
+                    if answer is None:
+                        answer = table.memo[key] = _table_defines(table, key)
+                    if answer:
+                        known = True
+                        break
+            self._defined[key] = known
+        return known
+
+    def unresolved_references(self, elf: ElfObject) -> tuple[tuple[_Key, int], ...]:
+        """The look-ups of ``elf`` (one of the set's objects) no object of the set satisfies:
+        (key, index in ``elf.symbols().references``)."""
+        found = self._unresolved.get(id(elf))
+        if found is None:
+            defines = self.defines
+            found = self._unresolved[id(elf)] = tuple(
+                lookup for lookup in elf.symbols().lookups if not defines(lookup[0]))
+        return found
+
+
+_SCOPES: OrderedDict[tuple[int, ...], _ScopeIndex] = OrderedDict()
+_SCOPES_LOCK = threading.Lock()
+_SCOPES_LIMIT = 2048  # distinct scopes and dependency closures kept (least recently used dropped)
+
+
+def _scope_index(elfs: tuple[ElfObject, ...]) -> _ScopeIndex:
+    """The index of a set of objects (whether one defines a symbol does not depend on their order)."""
+    key = tuple(sorted({id(elf) for elf in elfs}))
+    with _SCOPES_LOCK:
+        index = _SCOPES.get(key)
+        if index is not None:
+            _SCOPES.move_to_end(key)
+            return index
+        index = _SCOPES[key] = _ScopeIndex(elfs)
+        if len(_SCOPES) > _SCOPES_LIMIT:
+            _SCOPES.popitem(last=False)
+        return index
+
+
+def clear_caches() -> None:
+    """Forget every file read (ELF files, symbol tables, ld.so.cache) and every look-up kept."""
+    clear_cache()
+    with _SCOPES_LOCK:
+        _SCOPES.clear()
+    _VERSION_NAMES.clear()
+
+
+def _closure(m: _Map) -> tuple[ElfObject, ...]:
+    """``m`` and every object its DT_NEEDED entries reach, transitively."""
+    seen = {id(m): m}
+    pending = [m]
+    while pending:
+        for dep in pending.pop().deps:
+            if id(dep) not in seen:
+                seen[id(dep)] = dep
+                pending.append(dep)
+    return tuple(dep.elf for dep in seen.values())
+
+
+def _key(reference: SymbolReference) -> _Key:
+    symbol = reference.symbol
+    return symbol.name, symbol.version, symbol.version_hidden
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +381,7 @@ class _Map:
     search: tuple[SearchStep, ...]
     names: set[str] = field(default_factory=set)
     in_scope: bool = True
+    deps: list[_Map] = field(default_factory=list)  # the objects its DT_NEEDED entries resolved to
 
     @property
     def origin(self) -> str:
@@ -205,16 +399,22 @@ class _Failure(Exception):
 
 class LoaderModel:
     def __init__(self, fs: TargetFS, env: Mapping[str, str], cwd: str, platform: LoaderPlatform | None = None,
-                 cache: LdCache | None = None) -> None:
+                 cache: LdCache | None = None, session: LoaderSession | None = None) -> None:
+        if session is None:
+            session = LoaderSession(fs, platform, cache)
+        elif session.fs is not fs:
+            raise ValueError("the session belongs to another file system")
+        self.session = session
         self.fs = fs
         self.env = dict(env)
         self.cwd = cwd if cwd.startswith("/") else "/" + cwd
-        self.platform = platform or detect_platform()
-        self.cache = cache if cache is not None else read_ld_so_cache(fs)
+        self.platform = platform or session.platform
+        self.cache = cache if cache is not None else session.cache
         self.maps: list[_Map] = []
         self.main: _Map | None = None
         self.interpreter: _Map | None = None  # the dynamic linker: in the namespace from the start
-        self._subdir_cache: dict[str, tuple[str, ...]] = {}
+        self._subdir_cache = session.subdirs if self.platform is session.platform else {}
+        self._verified = session.verified if self.platform is session.platform else {}
         self.warnings: list[str] = []
 
     # -- paths -----------------------------------------------------------------------------------
@@ -247,20 +447,27 @@ class LoaderModel:
             for sub in self.platform.subdirectories():
                 first = sub.split("/", 1)[0]
                 if first not in firsts:
-                    firsts[first] = self.fs.isdir(posixpath.join(folder, first))
-                if firsts[first] and self.fs.isdir(posixpath.join(folder, sub)):
+                    firsts[first] = self.session.isdir(posixpath.join(folder, first))
+                if firsts[first] and self.session.isdir(posixpath.join(folder, sub)):
                     found.append(sub)
             cached = self._subdir_cache[folder] = tuple(found)
         return cached
 
     def _verify(self, path: str) -> tuple[str, ElfObject | None]:
         """glibc's ``open_verify``: ("found", elf), ("absent"|"skipped: ...", None) or ("error: ...", None)."""
-        if not self.fs.exists(path):
+        verified = self._verified.get(path)
+        if verified is None:
+            verified = self._verified[path] = self._open_verify(path)
+        return verified
+
+    def _open_verify(self, path: str) -> tuple[str, ElfObject | None]:
+        info = self.session.stat(path)
+        if info is None:
             return "absent", None
-        if self.fs.isdir(path):
+        if stat_module.S_ISDIR(info.st_mode):
             return "error: cannot read file data", None
         try:
-            elf = read_elf(self.fs, path)
+            elf = read_elf(self.fs, path, info)
         except ElfError as err:
             text = err.message.split(": ", 1)[-1]
             return f"error: {text.split(' (')[0]}", None
@@ -351,8 +558,7 @@ class LoaderModel:
             if hit:
                 return (*hit, tuple(steps))
         nodeflib = requester.elf.nodeflib
-        entry = self.cache.lookup(name, required_cache_flags(self.platform.machine, self.platform.elf_class),
-                                  self.platform.glibc_hwcaps)
+        entry = self.cache.lookup(name, self._cache_flags(), self.platform.glibc_hwcaps)
         if entry is not None:
             in_system_dir = any(entry.path.startswith(d + "/") for d in self.platform.system_dirs)
             if nodeflib and in_system_dir:
@@ -372,6 +578,11 @@ class LoaderModel:
             steps.append(SearchStep("", "default directories", "skipped: DF_1_NODEFLIB of the requester"))
         raise _Failure(self._not_found_text(steps), tuple(steps))
 
+    def _cache_flags(self) -> int:
+        if self.platform is self.session.platform:
+            return self.session.cache_flags
+        return required_cache_flags(self.platform.machine, self.platform.elf_class)
+
     def _not_found_text(self, steps: list[SearchStep]) -> str:
         if any(s.outcome.startswith("skipped: wrong ELF class") for s in steps):
             return "wrong ELF class: ELFCLASS32" if self.platform.elf_class == 2 else "wrong ELF class: ELFCLASS64"
@@ -383,8 +594,8 @@ class LoaderModel:
         if existing is not None:
             return existing, True
         path, elf, reason, steps = self._search(name, requester)
-        real_path = self.fs.realpath(path)
-        identity = _identity(self.fs, path)
+        real_path = self.session.realpath(path)
+        identity = self.session.identity(path)
         for m in [*self.maps, *([self.interpreter] if self.interpreter else [])]:
             if identity is not None and m.identity == identity:
                 m.names.add(name)
@@ -397,23 +608,23 @@ class LoaderModel:
     def run(self, executable: str, check_symbols: bool = True) -> LoadReport:
         exe_path = self._absolute(executable)
         try:
-            exe_elf = read_elf(self.fs, exe_path)
+            exe_elf = self.session.read_elf(exe_path)
         except TargetPathError as err:
             raise TargetPathError(f"{executable}: no such file in the target", "give a path to an ELF file") from err
         if exe_elf.machine != self.platform.machine or exe_elf.elf_class != self.platform.elf_class:
             raise ElfError(f"{executable}: {exe_elf.class_name} {exe_elf.machine_name} cannot run under "
                            f"{self.platform.interpreter}", "the model covers x86-64 programs")
-        main = _Map(elf=exe_elf, path=exe_path, real_path=self.fs.realpath(exe_path),
-                    identity=_identity(self.fs, exe_path), requested_name=executable, loader=None,
+        main = _Map(elf=exe_elf, path=exe_path, real_path=self.session.realpath(exe_path),
+                    identity=self.session.identity(exe_path), requested_name=executable, loader=None,
                     kind="executable", reason="the program", search=(), names={exe_path})
         self.main = main
         self.maps.append(main)
         interpreter_path = exe_elf.interpreter or self.platform.interpreter
         try:
-            interpreter_elf = read_elf(self.fs, interpreter_path)
+            interpreter_elf = self.session.read_elf(interpreter_path)
             self.interpreter = _Map(
-                elf=interpreter_elf, path=interpreter_path, real_path=self.fs.realpath(interpreter_path),
-                identity=_identity(self.fs, interpreter_path), requested_name=interpreter_path, loader=None,
+                elf=interpreter_elf, path=interpreter_path, real_path=self.session.realpath(interpreter_path),
+                identity=self.session.identity(interpreter_path), requested_name=interpreter_path, loader=None,
                 kind="interpreter", reason="the dynamic linker itself (PT_INTERP), loaded before everything",
                 search=(), names={interpreter_path, posixpath.basename(interpreter_path)})
         except (ElfError, TargetPathError):
@@ -425,7 +636,7 @@ class LoaderModel:
 
         preload_env = self.env.get("LD_PRELOAD")
         preload_names = [p for p in (preload_env or "").replace(":", " ").split(" ") if p]
-        ld_so_preload = _read_ld_so_preload(self.fs)
+        ld_so_preload = self.session.ld_so_preload()
         for source, names in (("LD_PRELOAD", preload_names), ("/etc/ld.so.preload", ld_so_preload)):
             for name in names:
                 try:
@@ -456,6 +667,7 @@ class LoaderModel:
                     not_found.append(NotFound(name, current.path, failure.message, failure.tried))
                     edges.append(Edge(current.path, name, None, f"not found: {failure.message}", False))
                     continue
+                current.deps.append(loaded)
                 if loaded not in self.maps:
                     self.maps.append(loaded)
                     reused_reason = loaded.reason
@@ -487,12 +699,16 @@ class LoaderModel:
     # -- versions (dl-version.c) -----------------------------------------------------------------
     def _check_versions(self) -> list[VersionProblem]:
         problems: list[VersionProblem] = []
+        providers: dict[str, _Map | None] = {}
         for m in self.maps:
             for need in m.elf.version_needs:
-                provider = next((p for p in self.maps if need.file in p.names or p.elf.soname == need.file), None)
+                if need.file not in providers:
+                    providers[need.file] = next(
+                        (p for p in self.maps if need.file in p.names or p.elf.soname == need.file), None)
+                provider = providers[need.file]
                 if provider is None:
                     continue
-                defined = {d.name for d in provider.elf.version_definitions}
+                defined = _version_names(provider.elf)
                 if not provider.elf.version_definitions:
                     message = f"{provider.path}: no version information available (required by {m.path})"
                     if not any(p.message == message for p in problems):
@@ -511,24 +727,32 @@ class LoaderModel:
         return problems
 
     # -- symbols (dl-lookup.c) -------------------------------------------------------------------
-    def _lookup(self, reference: SymbolReference) -> _Map | None:
-        for m in self.maps:
-            if _map_defines(m.elf, reference):
-                return m
-        return None
-
     def _resolve_symbols(self) -> list[UnresolvedSymbol]:
+        """Every looked-up reference (not weak, used by a relocation) no object of the global scope defines.
+
+        The scope is the program followed by the others; the others' look-ups are shared with
+        every program that has the same libraries (``_ScopeIndex``), and what they leave open is
+        then looked up in the program itself.
+        """
         missing: list[tuple[_Map, SymbolReference]] = []
         bind_now_env = self.env.get("LD_BIND_NOW", "") != ""
+        main = self.maps[0]
+        scope = _scope_index(tuple(m.elf for m in self.maps[1:]))
+        main_table = main.elf.symbols()
         for m in self.maps:
-            for reference in m.elf.symbols().references:
-                symbol = reference.symbol
-                if symbol.binding == 2:  # weak undefined: fine when absent
-                    continue
-                if not reference.at_startup and not reference.lazy:
-                    continue  # never looked up: no relocation refers to it
-                if self._lookup(reference) is None:
-                    missing.append((m, reference))
+            if m is main:
+                open_lookups: Iterable[tuple[_Key, int]] = [
+                    lookup for lookup in main_table.lookups if not scope.defines(lookup[0])]
+            else:
+                # A library's references are first looked up among its own dependencies (the
+                # same files for every program that loads it), then what is left in the scope.
+                closure = _scope_index(_closure(m))
+                open_lookups = closure.unresolved_references(m.elf)
+                if closure is not scope:
+                    open_lookups = [lookup for lookup in open_lookups if not scope.defines(lookup[0])]
+            for key, number in open_lookups:  # the program's own names are indexed only when needed here
+                if key[0] not in main_table.name_index() or not _table_defines(main_table, key):
+                    missing.append((m, m.elf.symbols().references[number]))
         names = demangle_many(ref.symbol.name for _, ref in missing)
         unresolved = []
         for m, reference in missing:
@@ -563,14 +787,14 @@ class LoaderModel:
             if reference.version_file == name and fallback == (None, None):
                 fallback = (loaded_candidate, None)
             for path, source in self._all_candidates(name, m):
-                if _identity(self.fs, path) == loaded.identity:
+                if self.session.identity(path) == loaded.identity:
                     continue
                 try:
                     elf = read_elf(self.fs, path)
                 except (ElfError, TargetPathError):
                     continue
                 if elf.machine == self.platform.machine and elf.elf_class == self.platform.elf_class \
-                        and _map_defines(elf, reference):
+                        and _map_defines(elf, _key(reference)):
                     return loaded_candidate, ProviderCandidate(path, _describe(source))
         return fallback
 
@@ -597,10 +821,9 @@ class LoaderModel:
         for folder, source, origin in folders:
             folder = self._absolute(self._expand_dst(folder, origin) or ".")
             path = posixpath.join(folder, name)
-            if self.fs.isfile(path) and all(path != p for p, _ in found):
+            if self.session.isfile(path) and all(path != p for p, _ in found):
                 found.append((path, source))
-        entry = self.cache.lookup(name, required_cache_flags(self.platform.machine, self.platform.elf_class),
-                                  self.platform.glibc_hwcaps)
+        entry = self.cache.lookup(name, self._cache_flags(), self.platform.glibc_hwcaps)
         if entry is not None and all(entry.path != p for p, _ in found):
             found.append((entry.path, "ld.so.cache"))
         return found
@@ -628,18 +851,23 @@ class LoaderModel:
         return None
 
 
+_VERSION_NAMES: dict[int, tuple[ElfObject, frozenset[str]]] = {}
+
+
+def _version_names(elf: ElfObject) -> frozenset[str]:
+    """The names of the versions ``elf`` defines (kept per object; objects are immutable)."""
+    known = _VERSION_NAMES.get(id(elf))
+    if known is None or known[0] is not elf:
+        if len(_VERSION_NAMES) > 4096:
+            _VERSION_NAMES.clear()
+        known = _VERSION_NAMES[id(elf)] = (elf, frozenset(d.name for d in elf.version_definitions))
+    return known[1]
+
+
 def _describe(source: str) -> str:
     if source.startswith("LD_LIBRARY_PATH") or source == "default directory":
         return f"found via {source}"
     return source
-
-
-def _identity(fs: TargetFS, path: str) -> tuple[int, int] | None:
-    try:
-        info = fs.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 def _read_ld_so_preload(fs: TargetFS) -> list[str]:
@@ -651,7 +879,7 @@ def _read_ld_so_preload(fs: TargetFS) -> list[str]:
     return [p for p in text.replace(":", " ").replace("\t", " ").replace("\n", " ").split(" ") if p]
 
 
-def _symbol_matches(definition: Symbol, reference: SymbolReference, elf: ElfObject) -> bool:
+def _symbol_matches(definition: Symbol) -> bool:
     """glibc's ``check_match`` for a definition candidate (without the unique-version fallback)."""
     if definition.section_index == SHN_UNDEF:
         return False
@@ -664,15 +892,20 @@ def _symbol_matches(definition: Symbol, reference: SymbolReference, elf: ElfObje
     return True
 
 
-def _map_defines(elf: ElfObject, reference: SymbolReference) -> bool:
-    """Whether ``elf`` satisfies the reference under glibc's version rules (``do_lookup_x``)."""
-    candidates = elf.symbols().definitions.get(reference.symbol.name)
+def _map_defines(elf: ElfObject, key: _Key) -> bool:
+    """Whether ``elf`` satisfies a reference to (name, version, hidden) under glibc's version
+    rules (``do_lookup_x``)."""
+    return _table_defines(elf.symbols(), key)
+
+
+def _table_defines(table: SymbolTable, key: _Key) -> bool:
+    name, wanted, wanted_hidden = key
+    candidates = table.candidates(name)
     if not candidates:
         return False
-    wanted = reference.symbol.version
     versioned_candidates = 0
     for definition in candidates:
-        if not _symbol_matches(definition, reference, elf):
+        if not _symbol_matches(definition):
             continue
         if definition.version_index < 0:  # the provider has no versym table: any version is fine
             return True
@@ -681,7 +914,7 @@ def _map_defines(elf: ElfObject, reference: SymbolReference) -> bool:
             if definition.version == wanted:
                 return True
             # A reference to a version accepts an unversioned (base or global) definition only.
-            if not reference.symbol.version_hidden and index < 2 and not definition.version_hidden:
+            if not wanted_hidden and index < 2 and not definition.version_hidden:
                 return True
             continue
         if index >= 3:  # an unversioned reference takes the oldest default only, or a unique version
@@ -699,14 +932,22 @@ def analyze(fs: TargetFS, executable: str, env: Mapping[str, str], cwd: str = "/
     return LoaderModel(fs, env, cwd, platform=platform, cache=cache).run(executable, check_symbols=check_symbols)
 
 
+def analyze_many(fs: TargetFS, executables: Iterable[str], env: Mapping[str, str], cwd: str = "/",
+                 check_symbols: bool = True, platform: LoaderPlatform | None = None,
+                 cache: LdCache | None = None) -> Iterator[LoadReport]:
+    """``analyze`` for each executable in turn, with one ``LoaderSession``: the file system's
+    answers are shared, so a library found for one program is not searched for again."""
+    session = LoaderSession(fs, platform, cache)
+    for executable in executables:
+        yield LoaderModel(fs, env, cwd, session=session).run(executable, check_symbols=check_symbols)
+
+
 def find_definers(fs: TargetFS, symbol: str, folders: Iterable[str], version: str | None = None) -> list[str]:
     """Files in ``folders`` (paths in the target, in order) whose dynamic symbol table defines
     ``symbol`` (with ``version`` when given) as a loader-visible definition. Non-ELF files and
     unreadable folders are skipped; each file appears once (by path)."""
     found: list[str] = []
-    probe = Symbol(index=0, name=symbol, binding=1, type=0, visibility=0, section_index=SHN_UNDEF, value=0,
-                   version=version, version_hidden=False, version_index=-1)
-    reference = SymbolReference(symbol=probe, version_file=None, at_startup=True, lazy=False, first_relocation=0)
+    key: _Key = (symbol, version, False)
     for folder in folders:
         try:
             names = fs.listdir(folder)
@@ -720,8 +961,13 @@ def find_definers(fs: TargetFS, symbol: str, folders: Iterable[str], version: st
                 continue
             try:
                 elf = read_elf(fs, path)
-                if _map_defines(elf, reference):
+                if _map_defines(elf, key):
                     found.append(path)
             except (ElfError, TargetPathError, OSError):
                 continue
     return found
+
+
+for _report_type in (SearchStep, LoadedObject, Edge, NotFound, FailedPreload, ProviderCandidate, UnresolvedSymbol,
+                     VersionProblem, LoadReport):
+    _FIELD_NAMES[_report_type] = tuple(f.name for f in dataclasses.fields(_report_type))

@@ -158,7 +158,7 @@ class ContainerTarget(Target):
         return self._container.name
 
     def facts(self) -> TargetFacts:
-        version = engine.call_engine(self._client.version)
+        version = engine.engine_version(self._client)  # asked once, when connecting
         attrs = self._container.attrs
         return TargetFacts(
             kind="container",
@@ -352,17 +352,28 @@ class ContainerTarget(Target):
         return self.exec(["test", "-e", path], timeout=60).exit_code == 0
 
     def fs(self) -> TargetFS:
-        self._container.reload()
-        pid = self._container.attrs.get("State", {}).get("Pid", 0)
-        root = f"/proc/{pid}/root"
-        if pid and os.access(root, os.R_OK | os.X_OK) and self._is_same_host(root):
-            return RootedFS(root)
+        # The attributes fetched when the target was opened (or last reloaded) name the
+        # container's main process; they are fetched again only when that process's root is
+        # not the container's any more (it restarted since), or cannot be reached.
+        rooted = self._rooted_fs()
+        if rooted is None:
+            self._container.reload()
+            rooted = self._rooted_fs()
+        if rooted is not None:
+            return rooted
         from xsched_ops.errors import EngineError
 
         raise EngineError(
             f"the files of container {self.name!r} cannot be read from this host (remote engine or not root)",
             "run xsched-ops on the Docker host as root, or inside the container with --local",
         )
+
+    def _rooted_fs(self) -> RootedFS | None:
+        pid = self._container.attrs.get("State", {}).get("Pid", 0)
+        root = f"/proc/{pid}/root"
+        if pid and os.access(root, os.R_OK | os.X_OK) and self._is_same_host(root):
+            return RootedFS(root)
+        return None
 
     def _is_same_host(self, root: str) -> bool:
         hostname = self._container.attrs.get("Config", {}).get("Hostname", "")
