@@ -7,6 +7,7 @@ Each test creates its own sandbox (unique name) and removes it. Durations follow
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -404,3 +405,35 @@ def test_sweep_runs_each_cell_once_and_resumes(new_sandbox, capsys, tmp_path: Pa
     captured = capsys.readouterr()
     assert "2 already valid, 0 to run" in captured.err
     assert captured.out.count("skip (valid)") == 2
+
+
+@pytest.mark.parametrize("interrupt", ["dead-role", "ctrl-c"])
+def test_mps_daemon_is_stopped_after_a_dead_role_or_ctrl_c(new_sandbox, tmp_path: Path, interrupt: str) -> None:
+    name = new_sandbox("cuda-ok")
+    command = [sys.executable, "-m", "xsched_ops", "run", "intensive", "--container", name, "--mode", "baseline",
+               "--placement", "mps", "--duration", "30", "--set", "warmup_s=1", "--results-dir", str(tmp_path),
+               "--no-report"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _pids_of_role(name, "low"):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the low role never started"
+            time.sleep(0.3)
+        time.sleep(3)
+        assert _mps_daemons(name)  # the trial's daemon runs
+        if interrupt == "dead-role":
+            subprocess.run(["docker", "exec", name, "kill", "-9", *map(str, _pids_of_role(name, "low"))], check=True)
+        else:
+            process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == RunFailedError.exit_code, stderr
+    assert "Traceback" not in stderr
+    assert _mps_daemons(name) == []
+    assert leftover_processes(name) == []
+    listing = subprocess.run(["docker", "exec", name, "sh", "-c", "find /tmp/xsched-ops/runs -name mps"],
+                             capture_output=True, text=True).stdout
+    assert listing.strip() == ""
