@@ -22,86 +22,107 @@ from xsched_ops.target.base import Target
 
 SERVER_QUEUE_KEY = 0x1
 
-# Runs in the target with its python3 (standard library only). argv: mode (inspect|clean),
-# the shm glob, the shm key. Prints one JSON document.
-_IPC_SCRIPT = r"""
-import glob, json, os, subprocess, sys
-mode, shm_glob, shm_key = sys.argv[1], sys.argv[2], int(sys.argv[3], 16)
+# Runs in the target with its python3 (standard library only): one function, used by its own
+# exec (``_IPC_SCRIPT``: argv mode (inspect|clean), the shm glob, the shm key; prints one JSON
+# document) and appended to the doctor's probe (``PROBE_PART``), so the doctor needs no exec of its own.
+IPC_FUNCTION = r"""
+def xsched_ipc_report(mode, shm_glob, shm_key_text):
+    import glob, os, subprocess
+    shm_key = int(shm_key_text, 16)
 
-def pids():
-    return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+    def pids():
+        return {int(name) for name in os.listdir("/proc") if name.isdigit()}
 
-def xservers():
-    found = []
-    for pid in pids():
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as handle:
-                argv = [part.decode(errors="replace") for part in handle.read().split(b"\0") if part]
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == "xserver":
-            found.append({"pid": pid, "argv": argv})
-    return found
-
-def table(path):
-    try:
-        with open(path) as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return None
-    if not lines:
-        return []
-    names = lines[0].split()
-    return [dict(zip(names, line.split())) for line in lines[1:] if line.strip()]
-
-def remove(args):
-    try:
-        return subprocess.run(args, capture_output=True).returncode == 0
-    except OSError:
-        return False
-
-try:
-    with open("/proc/sys/kernel/pid_max") as handle:
-        pid_max = int(handle.read())
-except (OSError, ValueError):
-    pid_max = 4194304
-alive = pids()
-servers = xservers()
-queues = table("/proc/sysvipc/msg")
-report = {"readable": queues is not None, "xservers": servers, "server_queue": None, "client_queues": [],
-          "shm_files": sorted(glob.glob(shm_glob)), "shm_key_present": False, "removed": []}
-for row in queues or []:
-    key, msqid = int(row["key"]), int(row["msqid"])
-    entry = {"key": "0x%08x" % key, "msqid": msqid, "messages": int(row.get("qnum", 0))}
-    if key == 0x1:
-        entry["stale"] = not servers
-        report["server_queue"] = entry
-    elif 1 < key <= pid_max:
-        entry["pid"] = key
-        entry["stale"] = key not in alive
-        report["client_queues"].append(entry)
-for row in table("/proc/sysvipc/shm") or []:
-    if int(row["key"]) == shm_key:
-        report["shm_key_present"] = True
-if mode == "clean":
-    server = report["server_queue"]
-    if server and server["stale"] and remove(["ipcrm", "-q", str(server["msqid"])]):
-        report["removed"].append("SysV message queue key %s (msqid %d, %d unread message(s))"
-                                 % (server["key"], server["msqid"], server["messages"]))
-    for entry in report["client_queues"]:
-        if entry["stale"] and remove(["ipcrm", "-q", str(entry["msqid"])]):
-            report["removed"].append("SysV message queue key %s of exited client pid %d" % (entry["key"], entry["pid"]))
-    if not servers:
-        for path in report["shm_files"]:
+    def xservers():
+        found = []
+        for pid in pids():
             try:
-                os.remove(path)
-                report["removed"].append(path)
+                with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                    argv = [part.decode(errors="replace") for part in handle.read().split(b"\0") if part]
             except OSError:
-                pass
-        if report["shm_key_present"] and remove(["ipcrm", "--shmem-key", "0x%x" % shm_key]):
-            report["removed"].append("SysV shared memory key 0x%x" % shm_key)
-print(json.dumps(report))
+                continue
+            if argv and os.path.basename(argv[0]) == "xserver":
+                found.append({"pid": pid, "argv": argv})
+        return found
+
+    def table(path):
+        try:
+            with open(path) as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            return None
+        if not lines:
+            return []
+        names = lines[0].split()
+        return [dict(zip(names, line.split())) for line in lines[1:] if line.strip()]
+
+    def remove(args):
+        try:
+            return subprocess.run(args, capture_output=True).returncode == 0
+        except OSError:
+            return False
+
+    try:
+        with open("/proc/sys/kernel/pid_max") as handle:
+            pid_max = int(handle.read())
+    except (OSError, ValueError):
+        pid_max = 4194304
+    alive = pids()
+    servers = xservers()
+    queues = table("/proc/sysvipc/msg")
+    report = {"readable": queues is not None, "xservers": servers, "server_queue": None, "client_queues": [],
+              "shm_files": sorted(glob.glob(shm_glob)), "shm_key_present": False, "removed": []}
+    for row in queues or []:
+        key, msqid = int(row["key"]), int(row["msqid"])
+        entry = {"key": "0x%08x" % key, "msqid": msqid, "messages": int(row.get("qnum", 0))}
+        if key == 0x1:
+            entry["stale"] = not servers
+            report["server_queue"] = entry
+        elif 1 < key <= pid_max:
+            entry["pid"] = key
+            entry["stale"] = key not in alive
+            report["client_queues"].append(entry)
+    for row in table("/proc/sysvipc/shm") or []:
+        if int(row["key"]) == shm_key:
+            report["shm_key_present"] = True
+    if mode == "clean":
+        server = report["server_queue"]
+        if server and server["stale"] and remove(["ipcrm", "-q", str(server["msqid"])]):
+            report["removed"].append("SysV message queue key %s (msqid %d, %d unread message(s))"
+                                     % (server["key"], server["msqid"], server["messages"]))
+        for entry in report["client_queues"]:
+            if entry["stale"] and remove(["ipcrm", "-q", str(entry["msqid"])]):
+                report["removed"].append("SysV message queue key %s of exited client pid %d"
+                                         % (entry["key"], entry["pid"]))
+        if not servers:
+            for path in report["shm_files"]:
+                try:
+                    os.remove(path)
+                    report["removed"].append(path)
+                except OSError:
+                    pass
+            if report["shm_key_present"] and remove(["ipcrm", "--shmem-key", "0x%x" % shm_key]):
+                report["removed"].append("SysV shared memory key 0x%x" % shm_key)
+    return report
 """
+
+_IPC_SCRIPT = IPC_FUNCTION + """
+import json, sys
+print(json.dumps(xsched_ipc_report(sys.argv[1], sys.argv[2], sys.argv[3])))
+"""
+
+PROBE_MARKER = "XSCHED_OPS_IPC "
+
+
+def probe_part() -> str:
+    """Python text to append to an in-target probe: prints the IPC report on a line of its own."""
+    layout = platforms.common()
+    return IPC_FUNCTION + (
+        "\ntry:\n"
+        f"    print({PROBE_MARKER!r} + json.dumps(xsched_ipc_report('inspect', {layout.ipc_shm_glob!r}, "
+        f"{layout.ipc_sysv_key!r})))\n"
+        "except Exception:\n"
+        "    pass\n")
 
 
 @dataclass(frozen=True)
@@ -161,6 +182,11 @@ def _run(target: Target, mode: str, python: str) -> IpcState:
         report = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return IpcState(readable=False)
+    return state_from_report(report)
+
+
+def state_from_report(report: dict) -> IpcState:
+    """The state a report of ``xsched_ipc_report`` describes."""
 
     def queue(entry: dict) -> MessageQueue:
         return MessageQueue(key=entry["key"], msqid=entry["msqid"], messages=entry["messages"], stale=entry["stale"],

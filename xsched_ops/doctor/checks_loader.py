@@ -11,7 +11,7 @@ from xsched_ops import platforms
 from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
-from xsched_ops.doctor.ground_truth import libraries_for_route, real_load, without_global_scheduler
+from xsched_ops.doctor.ground_truth import LoadJob, libraries_for_route, real_loads, without_global_scheduler
 from xsched_ops.doctor.registry import check
 from xsched_ops.elf.ldcache import read_ld_so_conf
 from xsched_ops.elf.reader import read_elf
@@ -343,7 +343,19 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
     predicted = model(context, env)
     predicted_shim = predicted.object_for(install.shim_path) is not None and predicted.would_start
     load_env, scheduler_note = without_global_scheduler(env)
-    actual = real_load(context.target, load_env, import_torch=False, load_libraries=probe_libraries(context))
+    jobs = [LoadJob(load_env, probe_libraries(context))]
+    built = context.fixed_environment
+    if built is not None:
+        fixed_libraries = libraries_for_route(install.platform, built.route)
+        real_runtime = built.env.get(install.platform.runtime_lib_env) or built.real_runtime
+        # With the libpath route the shim is reached through the runtime's soname; the real runtime
+        # must be loadable too (the HAL dlopens it by path), so the probe loads both.
+        if built.route == "libpath" and real_runtime:
+            fixed_libraries = [*fixed_libraries, real_runtime]
+        jobs.append(LoadJob(without_global_scheduler(built.env)[0], fixed_libraries, torch_present))
+    # Both python3s in one command in the target: the user's environment, then the computed one.
+    loads = real_loads(context.target, jobs)
+    actual = loads[0]
     actual_shim = actual.started and actual.has_mapped(install.platform.shim)
     evidence: dict[str, Any] = {"model_would_start": predicted.would_start, "model_shim_loaded": predicted_shim,
                                 "real": actual.as_dict(), "model_fatal_error": predicted.fatal_error}
@@ -359,16 +371,8 @@ def check_ground_truth(context: DoctorContext) -> list[Finding]:
                            f"with the shim {'mapped' if actual_shim else 'not mapped'}",
                            "; ".join([*actual.loader_messages, *([scheduler_note] if scheduler_note else [])]),
                            **evidence))
-    built = context.fixed_environment
     if built is not None:
-        fixed_libraries = libraries_for_route(install.platform, built.route)
-        real_runtime = built.env.get(install.platform.runtime_lib_env) or built.real_runtime
-        # With the libpath route the shim is reached through the runtime's soname; the real runtime
-        # must be loadable too (the HAL dlopens it by path), so the probe loads both.
-        if built.route == "libpath" and real_runtime:
-            fixed_libraries = [*fixed_libraries, real_runtime]
-        fixed_env, _ = without_global_scheduler(built.env)
-        fixed = real_load(context.target, fixed_env, import_torch=torch_present, load_libraries=fixed_libraries)
+        fixed = loads[1]
         runtime_mapped = True
         if built.route == "libpath" and real_runtime:
             runtime_real_path = context.fs.realpath(real_runtime)

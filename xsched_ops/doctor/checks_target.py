@@ -367,7 +367,10 @@ def check_xserver(context: DoctorContext) -> list[Finding]:
     else:
         findings.append(info(CheckId.XSERVER, "xsched", f"xserver not running; port {port} is free",
                              "xsched-ops run starts it with the profile's policy and port"))
-    findings.extend(ipc_findings(ipc_state.inspect(context.target, python_path(context))))
+    report = probe.get("xsched_ipc")
+    state = (ipc_state.state_from_report(report) if isinstance(report, dict)
+             else ipc_state.inspect(context.target, python_path(context)))
+    findings.extend(ipc_findings(state))
     return findings
 
 

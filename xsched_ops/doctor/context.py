@@ -13,7 +13,7 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
-from xsched_ops import platforms
+from xsched_ops import ipc_state, platforms
 from xsched_ops.envbuilder import BuiltEnvironment, build_environment
 from xsched_ops.errors import XSchedOpsError
 from xsched_ops.platforms import Platform
@@ -107,9 +107,19 @@ class DoctorContext:
         env["XSCHED_OPS_PROBE_SPEC"] = json.dumps(platforms.probe_facts_spec())
         # The probe itself must not be disturbed by a broken preload in the configured env.
         env.pop("LD_PRELOAD", None)
+        # XSched's IPC state comes in the same exec (one home for that script: ipc_state).
+        script += "\n" + ipc_state.probe_part()
         result = self.target.exec(["python3", "-c", script], env=env, timeout=PROBE_TIMEOUT_S)
+        facts: dict[str, Any] | None = None
+        ipc_report = None
         for line in result.stdout.splitlines():
             if line.startswith("XSCHED_OPS_PROBE "):
-                return json.loads(line.removeprefix("XSCHED_OPS_PROBE "))
+                facts = json.loads(line.removeprefix("XSCHED_OPS_PROBE "))
+            elif line.startswith(ipc_state.PROBE_MARKER):
+                ipc_report = json.loads(line.removeprefix(ipc_state.PROBE_MARKER))
+        if facts is not None:
+            if ipc_report is not None:
+                facts["xsched_ipc"] = ipc_report
+            return facts
         return {"error": f"could not collect: python3 probe exited {result.exit_code}: "
                          f"{(result.stderr.strip().splitlines() or [''])[-1]}"}

@@ -96,24 +96,79 @@ class RealLoad:
                 "loader_messages": self.loader_messages, "mapped": self.mapped}
 
 
+def _probe_arguments(load_libraries: Sequence[str], call_init: str | None, import_torch: bool) -> list[str]:
+    return [*load_libraries, *([f"--init={call_init}"] if call_init else []), *(["--torch"] if import_torch else [])]
+
+
 def real_load(target: Target, env: Mapping[str, str], import_torch: bool = False, timeout: float = 180,
               load_libraries: Sequence[str] = (), call_init: str | None = None) -> RealLoad:
     """Start python3 under ``env``; it loads ``load_libraries`` (ctypes.CDLL, in order), calls the
     runtime's entry point ``call_init(0)`` when given (from the last library loaded, else as the
     process has it), imports torch when asked, and reports its pid and every mapped shared object."""
-    argv = (["python3", "-c", _PROBE, *load_libraries] + ([f"--init={call_init}"] if call_init else [])
-            + (["--torch"] if import_torch else []))
+    argv = ["python3", "-c", _PROBE, *_probe_arguments(load_libraries, call_init, import_torch)]
     result = target.exec(argv, env=dict(env), timeout=timeout)
+    return _parse_load(result.exit_code, result.stdout, result.stderr)
+
+
+@dataclass(frozen=True)
+class LoadJob:
+    """One python3 of ``real_loads``: its complete environment and what it loads."""
+
+    env: Mapping[str, str]
+    load_libraries: Sequence[str] = ()
+    import_torch: bool = False
+
+
+# Runs in the target: starts each job's python3 one after the other, each with exactly its own
+# environment (plus the exec's marker, so a timeout still ends it), and prints each result.
+_DRIVER = """
+import json, os, shutil, subprocess, sys
+jobs, probe, marker = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+for job in jobs:
+    env = dict(job["env"])
+    if marker in os.environ:
+        env[marker] = os.environ[marker]
+    python = shutil.which("python3", path=env.get("PATH", os.defpath)) or "python3"
+    try:
+        done = subprocess.run([python, "-c", probe] + job["args"], env=env, capture_output=True, text=True,
+                              timeout=job["timeout"])
+        result = {"exit_code": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+    except (OSError, subprocess.TimeoutExpired) as err:
+        result = {"exit_code": -1, "stdout": "", "stderr": "xsched-ops: %s" % err}
+    print("XSCHED_OPS_LOAD " + json.dumps(result), flush=True)
+"""
+
+
+def real_loads(target: Target, jobs: Sequence[LoadJob], timeout: float = 180) -> list[RealLoad]:
+    """Several ``real_load``s in one command in the target (one exec instead of one each)."""
+    from xsched_ops.target.base import EXEC_MARKER_VARIABLE
+
+    encoded = json.dumps([{"env": dict(job.env), "timeout": timeout,
+                           "args": _probe_arguments(job.load_libraries, None, job.import_torch)} for job in jobs])
+    driver_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    result = target.exec(["python3", "-c", _DRIVER, encoded, _PROBE, EXEC_MARKER_VARIABLE], env=driver_env,
+                         timeout=timeout * len(jobs) + 30)
+    loads = []
+    for line in result.stdout.splitlines():
+        if line.startswith("XSCHED_OPS_LOAD "):
+            document = json.loads(line.removeprefix("XSCHED_OPS_LOAD "))
+            loads.append(_parse_load(document["exit_code"], document["stdout"], document["stderr"]))
+    while len(loads) < len(jobs):  # the driver itself did not get that far
+        loads.append(_parse_load(result.exit_code, "", result.stderr or "xsched-ops: the load driver failed"))
+    return loads
+
+
+def _parse_load(exit_code: int, stdout: str, stderr: str) -> RealLoad:
     mapped: list[str] = []
     started = False
     pid = None
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("XSCHED_OPS_PID ") and line.split()[1].isdigit():
             pid = int(line.split()[1])
         if line.startswith(MARKER):
             mapped = json.loads(line.removeprefix(MARKER))
             started = True
-    messages = [line.strip() for line in result.stderr.splitlines()
+    messages = [line.strip() for line in stderr.splitlines()
                 if any(marker in line for marker in LOADER_ERROR_MARKERS)]
-    return RealLoad(exit_code=result.exit_code, started=started, pid=pid, mapped=mapped, loader_messages=messages,
-                    stderr=result.stderr[-4000:])
+    return RealLoad(exit_code=exit_code, started=started, pid=pid, mapped=mapped, loader_messages=messages,
+                    stderr=stderr[-4000:])
