@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-COMMANDS = ["doctor", "ldd", "env", "run", "fix-and-rerun", "compare", "report", "results", "profiles", "sandbox", "info"]
+COMMANDS = ["doctor", "ldd", "env", "run", "fix-and-rerun", "sweep", "compare", "report", "results", "profiles",
+            "sandbox", "info"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,6 +28,19 @@ def test_each_command_has_help(command: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["doctor"], ["sweep"]])
+def test_dash_h_is_help(command: list[str]) -> None:
+    result = run_cli(*command, "-h")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout and "--help" in result.stdout
+
+
+def test_shell_completion_is_offered() -> None:
+    assert "--install-completion" in run_cli("--help").stdout
+    result = run_cli("--show-completion", "bash")
+    assert result.returncode == 0 and "_xsched_ops_completion" in result.stdout
 
 
 def test_unknown_option_is_a_usage_error_without_traceback() -> None:

@@ -41,7 +41,8 @@ def build_app():  # -> typer.Typer (not imported at module level: see the module
         name="xsched-ops",
         help="Repair XSched environments in GPU containers and run trustworthy dual-model latency experiments.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # --install-completion / --show-completion, as typer offers them
+        context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,
     )
 
