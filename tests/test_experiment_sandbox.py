@@ -250,7 +250,9 @@ def test_cuda_ok_sim_run_maps_the_shim_through_the_runtime_name_in_both_roles(ne
     by_mode = {trial["mode"]: trial for trial in document["trials"]}
     assert by_mode["xsched"]["shim_mapped"] == {"high": True, "low": True}
     assert by_mode["baseline"]["shim_mapped"] == {"high": False, "low": False}
-    assert by_mode["xsched"]["p99_ms"] < 50 < by_mode["baseline"]["p99_ms"]
+    # XSched holds the high-priority tail within the profile's SLA (100 ms) while the FIFO baseline
+    # does not; 10 s of samples make this P99 close to the maximum, so the margin is the SLA's.
+    assert by_mode["xsched"]["p99_ms"] < 100 < by_mode["baseline"]["p99_ms"]
 
     result = load_run(document["run_dir"])
     xsched_trial = result.trials_of("xsched")[0]
