@@ -10,13 +10,13 @@ import uuid
 
 import pytest
 
-from xsched_ops import platforms
 from xsched_ops.cli import invoke
 from xsched_ops.doctor.fixes import ENVIRONMENT_FIXABLE
 from xsched_ops.doctor.ground_truth import libraries_for_route, real_load
 from xsched_ops.sandbox import containers as sandbox_containers
 from xsched_ops.sandbox import scenarios
 from xsched_ops.target.container import ContainerTarget
+from xsched_ops.xsched import platforms
 
 pytestmark = pytest.mark.docker
 

@@ -7,19 +7,19 @@ import json
 import pytest
 from rich.console import Console
 
-from xsched_ops import platforms
-from xsched_ops.errors import UsageError
-from xsched_ops.experiment.environments import (
+from xsched_ops.environment.roles import (
     RUN_MARK_VARIABLE,
     as_configured_environment,
     native_environment,
     role_scheduling,
     spec_role_env,
 )
+from xsched_ops.errors import UsageError
 from xsched_ops.experiment.modes import mode_plan, trial_order
 from xsched_ops.experiment.progress import RunProgress
 from xsched_ops.profiles import load_profile
-from xsched_ops.xsched_install import XSchedInstall
+from xsched_ops.xsched import platforms
+from xsched_ops.xsched.install import XSchedInstall
 
 PREFIX = "/data/dockercode/xsched-build/output"
 

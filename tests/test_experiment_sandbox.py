@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sandbox_helpers import leftover_processes
 
-from xsched_ops import platforms
 from xsched_ops.cli import invoke
 from xsched_ops.errors import InvalidRunError, RunFailedError
 from xsched_ops.results import load_run
 from xsched_ops.sandbox import scenarios
+from xsched_ops.xsched import platforms
 
 pytestmark = pytest.mark.docker
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from xsched_ops import platforms
 from xsched_ops.doctor.checks_target import check_runtime_lib
-from xsched_ops.hal_lookup import hal_runtime_lookup
-from xsched_ops.xsched_install import XSchedInstall
+from xsched_ops.xsched import platforms
+from xsched_ops.xsched.hal_lookup import hal_runtime_lookup
+from xsched_ops.xsched.install import XSchedInstall
 
 PREFIX = "/data/dockercode/xsched-build/output"
 CUDA = platforms.get("cuda")

@@ -58,12 +58,12 @@ def offending_literals(root: Path) -> list[str]:
 
 
 def test_only_the_platform_table_names_platform_files() -> None:
-    assert (PACKAGE / "data" / "platforms.toml").is_file()
+    assert (PACKAGE / "xsched" / "platforms.toml").is_file()
     assert offending_literals(PACKAGE) == []
 
 
 def test_the_table_names_every_platform_file_the_scan_looks_for() -> None:
-    table = (PACKAGE / "data" / "platforms.toml").read_text()
+    table = (PACKAGE / "xsched" / "platforms.toml").read_text()
     for name in PLATFORM_NAMES:
         assert name in table, name
 

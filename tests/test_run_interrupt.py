@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from sandbox_helpers import leftover_processes
 
-from xsched_ops import platforms
 from xsched_ops.cli import invoke
 from xsched_ops.errors import RunFailedError
 from xsched_ops.experiment import orchestrator
 from xsched_ops.results import load_run
 from xsched_ops.sandbox.scenarios import STALE_IPC_FILE
 from xsched_ops.workload import TARGET_ROOT
+from xsched_ops.xsched import platforms
 
 pytestmark = pytest.mark.docker
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from xsched_ops import platforms
 from xsched_ops.doctor.checks_target import check_settings
-from xsched_ops.xsched_settings import effective_scheduler
+from xsched_ops.xsched import platforms
+from xsched_ops.xsched.settings import effective_scheduler
 
 
 def lint(env: dict[str, str], platform: str | None = "cuda") -> list[Any]:

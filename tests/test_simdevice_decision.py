@@ -1,7 +1,7 @@
 """The simulated device's copy of XSched's scheduler rule agrees with the host package's.
 
 The workload cannot import xsched_ops, so simdevice.effective_scheduler mirrors
-xsched_ops.xsched_settings.effective_scheduler; this table keeps the two together.
+xsched_ops.xsched.settings.effective_scheduler; this table keeps the two together.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from xsched_ops.workload import SOURCE_DIR
-from xsched_ops.xsched_settings import POLICIES, effective_scheduler
+from xsched_ops.xsched.settings import POLICIES, effective_scheduler
 
 sys.path.insert(0, str(SOURCE_DIR.parent))
 from xsched_ops_workload import simdevice  # noqa: E402

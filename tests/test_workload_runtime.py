@@ -16,10 +16,10 @@ import pytest
 from loader_fixtures import compile_shared, have_toolchain
 from pydantic import ValidationError
 
-from xsched_ops import platforms
 from xsched_ops.profiles import load_profile
 from xsched_ops.workload import SOURCE_DIR
 from xsched_ops.workload.spec import build_spec
+from xsched_ops.xsched import platforms
 
 sys.path.insert(0, str(SOURCE_DIR.parent))
 from xsched_ops_workload.errors import SpecError  # noqa: E402

@@ -26,7 +26,7 @@ import pytest
 from xsched_ops.profiles import load_profile
 from xsched_ops.workload import SOURCE_DIR, launcher_argv
 from xsched_ops.workload.spec import build_spec
-from xsched_ops.xsched_settings import effective_scheduler
+from xsched_ops.xsched.settings import effective_scheduler
 
 sys.path.insert(0, str(SOURCE_DIR.parent))
 from xsched_ops_workload.arrivals import arrival_trace  # noqa: E402

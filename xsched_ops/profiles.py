@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.fields import FieldInfo
 
 from xsched_ops.errors import ProfileArgumentError, ProfileError
-from xsched_ops.xsched_settings import POLICIES
+from xsched_ops.xsched.settings import POLICIES
 
 PROFILES_ENV = "XSCHED_OPS_PROFILES"
 REPO_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"

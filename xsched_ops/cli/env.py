@@ -12,7 +12,7 @@ from xsched_ops.cli import common
 from xsched_ops.errors import UsageError
 
 if TYPE_CHECKING:
-    from xsched_ops.envbuilder import BuiltEnvironment
+    from xsched_ops.environment.builder import BuiltEnvironment
 
 SCHEMA_VERSION = 1
 FORMATS = ("sh", "docker", "dotenv", "json")
@@ -52,10 +52,10 @@ def env(
     full: bool = typer.Option(False, "--full", help="Print every variable, not only those XSched needs changed."),
 ) -> None:
     """Print the environment that makes a process load XSched correctly in the target."""
-    from xsched_ops.envbuilder import build_environment
+    from xsched_ops.environment.builder import build_environment
     from xsched_ops.target.open import open_target
-    from xsched_ops.xsched_install import discover
-    from xsched_ops.xsched_settings import DEFAULT_ROLES
+    from xsched_ops.xsched.install import discover
+    from xsched_ops.xsched.settings import DEFAULT_ROLES
 
     if route not in (None, "preload", "libpath"):
         raise UsageError(f"unknown route {route!r}", "choose preload or libpath")

@@ -7,7 +7,6 @@ import posixpath
 import shlex
 from typing import Any
 
-from xsched_ops import platforms
 from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
@@ -15,8 +14,9 @@ from xsched_ops.doctor.ground_truth import LoadJob, libraries_for_route, real_lo
 from xsched_ops.doctor.registry import check
 from xsched_ops.elf.ldcache import read_ld_so_conf
 from xsched_ops.elf.reader import read_elf
-from xsched_ops.ld_env import split_path_list, split_preload
+from xsched_ops.environment.loader_vars import split_path_list, split_preload
 from xsched_ops.loader import LoadReport, analyze, find_definers
+from xsched_ops.xsched import platforms
 
 
 def python_path(context: DoctorContext) -> str:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import posixpath
 import shlex
 
-from xsched_ops import ipc_state, platforms
 from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.checks_loader import python_path
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
 from xsched_ops.doctor.registry import check
-from xsched_ops.envbuilder import is_shim_or_softlink
-from xsched_ops.hal_lookup import HalRuntimeLookup, hal_runtime_lookup
-from xsched_ops.ld_env import split_preload
-from xsched_ops.xsched_settings import (
+from xsched_ops.environment.builder import is_shim_or_softlink
+from xsched_ops.environment.loader_vars import split_preload
+from xsched_ops.xsched import ipc_state, platforms
+from xsched_ops.xsched.hal_lookup import HalRuntimeLookup, hal_runtime_lookup
+from xsched_ops.xsched.settings import (
     POLICIES,
     SCHEDULERS,
     SETTINGS,

@@ -13,13 +13,13 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
-from xsched_ops import ipc_state, platforms
-from xsched_ops.envbuilder import BuiltEnvironment, build_environment
+from xsched_ops.environment.builder import BuiltEnvironment, build_environment
 from xsched_ops.errors import XSchedOpsError
-from xsched_ops.platforms import Platform
 from xsched_ops.target.base import Target
 from xsched_ops.target.fs import TargetFS
-from xsched_ops.xsched_install import XSchedInstall, discover
+from xsched_ops.xsched import ipc_state, platforms
+from xsched_ops.xsched.install import XSchedInstall, discover
+from xsched_ops.xsched.platforms import Platform
 
 PROBE_TIMEOUT_S = 180
 
@@ -56,7 +56,7 @@ class DoctorContext:
     def stored(self) -> dict | None:
         if not self.use_stored_environment:
             return None
-        from xsched_ops import stored_env
+        from xsched_ops.environment import stored_env
 
         return stored_env.load(self.target, self._reachable_fs())
 

@@ -6,11 +6,11 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from xsched_ops import stored_env
 from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.context import DoctorContext
 from xsched_ops.doctor.findings import Finding
-from xsched_ops.ipc_state import clean_ipc
+from xsched_ops.environment import stored_env
+from xsched_ops.xsched.ipc_state import clean_ipc
 
 # Failures that a corrected environment (stored for xsched-ops runs) repairs.
 ENVIRONMENT_FIXABLE = {CheckId.SHIM_LOADS, CheckId.DUPLICATES, CheckId.PRELOAD, CheckId.RUNTIME_LIB, CheckId.SETTINGS,

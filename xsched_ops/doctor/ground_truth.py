@@ -7,9 +7,9 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from xsched_ops.platforms import Platform
 from xsched_ops.target.base import Target
-from xsched_ops.xsched_settings import effective_scheduler
+from xsched_ops.xsched.platforms import Platform
+from xsched_ops.xsched.settings import effective_scheduler
 
 MARKER = "XSCHED_OPS_MAPS "
 # Loads the libraries named in argv with ctypes (what torch or a CUDA program does with the

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 
-# What to look for comes from the platform table (xsched_ops/data/platforms.toml), as JSON.
+# What to look for comes from the platform table (xsched_ops/xsched/platforms.toml), as JSON.
 SPEC = json.loads(os.environ.get("XSCHED_OPS_PROBE_SPEC") or "{}")
 
 facts = {"python": sys.version.split()[0], "python_executable": sys.executable}

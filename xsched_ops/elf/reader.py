@@ -476,7 +476,12 @@ class _RangeReader:
     def read(self, offset: int, size: int) -> bytes:
         if size <= 0:
             return b""
-        self.stream.seek(offset)
+        if offset < 0:
+            raise ValueError(f"offset {offset} before the start of the file")  # a damaged table's
+        try:
+            self.stream.seek(offset)
+        except OSError as err:  # an offset no file can have: the caller's _MALFORMED names the file
+            raise ValueError(f"offset {offset}: {err.strerror}") from err
         data = self.stream.read(size)
         self.bytes_read += len(data)
         if self.owner is not None:

@@ -23,17 +23,17 @@ from xsched_ops.doctor import DoctorContext, Finding, run_checks
 from xsched_ops.doctor.fixes import Action, apply, plan
 from xsched_ops.doctor.ground_truth import RealLoad, libraries_for_route, real_load, without_global_scheduler
 from xsched_ops.doctor.summary import summarize
+from xsched_ops.environment.roles import base_environment, xsched_role_environment
 from xsched_ops.errors import InvalidRunError
-from xsched_ops.experiment.environments import base_environment, xsched_role_environment
 from xsched_ops.experiment.orchestrator import ExperimentOptions, RunOutcome, run_experiment
 from xsched_ops.experiment.xserver import XServer
-from xsched_ops.ipc_state import clean_ipc
 from xsched_ops.results import RunResult
 from xsched_ops.results.models import SchedulerView
 from xsched_ops.results.store import list_runs, load_run
 from xsched_ops.target.base import Target
-from xsched_ops.xsched_install import discover
-from xsched_ops.xsched_settings import effective_scheduler
+from xsched_ops.xsched.install import discover
+from xsched_ops.xsched.ipc_state import clean_ipc
+from xsched_ops.xsched.settings import effective_scheduler
 
 
 @dataclass

@@ -23,9 +23,7 @@ from rich.console import Console
 
 from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.ground_truth import LOADER_ERROR_MARKERS
-from xsched_ops.errors import InvalidRunError, RunFailedError, UsageError, XSchedOpsError
-from xsched_ops.experiment.collect import pull_trial_files, recorded_counts
-from xsched_ops.experiment.environments import (
+from xsched_ops.environment.roles import (
     RUN_MARK_VARIABLE,
     BaseEnvironment,
     RoleEnvironment,
@@ -34,13 +32,14 @@ from xsched_ops.experiment.environments import (
     spec_role_env,
     xsched_role_environment,
 )
+from xsched_ops.errors import InvalidRunError, RunFailedError, UsageError, XSchedOpsError
+from xsched_ops.experiment.collect import pull_trial_files, recorded_counts
 from xsched_ops.experiment.modes import DEFAULT_MODES, ModePlan, mode_plan, trial_order
 from xsched_ops.experiment.mps import MpsDaemon
 from xsched_ops.experiment.mps import preflight as mps_preflight
 from xsched_ops.experiment.processes import end_marked
 from xsched_ops.experiment.progress import RunProgress, TrialFeed
 from xsched_ops.experiment.xserver import XServer, refuse_if_xserver_runs
-from xsched_ops.ipc_state import clean_ipc
 from xsched_ops.profiles import Profile
 from xsched_ops.results import (
     DEFAULT_RESULTS_DIR,
@@ -59,7 +58,8 @@ from xsched_ops.results.events import read_jsonl
 from xsched_ops.target.base import Target
 from xsched_ops.workload import SOURCE_DIR, TARGET_ROOT, WORKLOAD_PACKAGE, target_folder, workload_version
 from xsched_ops.workload.spec import build_spec
-from xsched_ops.xsched_install import XSchedInstall, discover
+from xsched_ops.xsched.install import XSchedInstall, discover
+from xsched_ops.xsched.ipc_state import clean_ipc
 
 GPU_CHECK_ID = CheckId.GPU  # the doctor's check of the GPU device nodes
 

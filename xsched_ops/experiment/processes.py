@@ -1,4 +1,4 @@
-"""Processes of a run inside the target: find and end them (IPC state: ``xsched_ops.ipc_state``).
+"""Processes of a run inside the target: find and end them (IPC state: ``xsched_ops.xsched.ipc_state``).
 
 Every process of a run carries ``XSCHEDOPS_RUN_MARK=<mark>`` in its environment (the launcher,
 the simulated device, the roles, the xserver), so the target's marker API finds them through
@@ -7,7 +7,7 @@ the simulated device, the roles, the xserver), so the target's marker API finds 
 
 from __future__ import annotations
 
-from xsched_ops.experiment.environments import RUN_MARK_VARIABLE
+from xsched_ops.environment.roles import RUN_MARK_VARIABLE
 from xsched_ops.target.base import Target
 
 

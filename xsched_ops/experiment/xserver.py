@@ -22,12 +22,12 @@ import threading
 import time
 from collections.abc import Mapping
 
+from xsched_ops.environment.roles import RUN_MARK_VARIABLE
 from xsched_ops.errors import RunFailedError
-from xsched_ops.experiment.environments import RUN_MARK_VARIABLE
-from xsched_ops.ipc_state import inspect as inspect_ipc
 from xsched_ops.results.models import SchedulerView
 from xsched_ops.results.scheduler_view import scheduler_view
 from xsched_ops.target.base import ExecResult, Target
+from xsched_ops.xsched.ipc_state import inspect as inspect_ipc
 
 XSERVER_MARK_VARIABLE = "XSCHEDOPS_XSERVER_MARK"
 

@@ -44,7 +44,7 @@ from xsched_ops.results.models import (
     RoleEvidence,
     TrialMeta,
 )
-from xsched_ops.xsched_settings import effective_scheduler
+from xsched_ops.xsched.settings import effective_scheduler
 
 
 def expected_roles(meta: TrialMeta | None, mode: str) -> set[str]:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xsched_ops import platforms
 from xsched_ops.errors import SandboxError
 from xsched_ops.sandbox.scenarios import INSTALL_TREES, PREFIX
+from xsched_ops.xsched import platforms
 
 ProgressCallback = Callable[[str], None]
 

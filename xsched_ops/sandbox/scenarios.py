@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from xsched_ops import platforms
 from xsched_ops.doctor.check_ids import CheckId  # noqa: F401 - scenarios and their tests name checks by it
 from xsched_ops.errors import UsageError
+from xsched_ops.xsched import platforms
 
 _HIP = platforms.get("hip")
 _CUDA = platforms.get("cuda")
@@ -121,7 +121,7 @@ class Scenario:
     probe_argv: tuple[str, ...] = PROBE_ARGV
     fixable: bool = True
     alias_of: str | None = None
-    platform: str = "hip"  # a key of xsched_ops/data/platforms.toml
+    platform: str = "hip"  # a key of xsched_ops/xsched/platforms.toml
 
     @property
     def install_tree(self) -> str:

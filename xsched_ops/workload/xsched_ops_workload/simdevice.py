@@ -60,7 +60,7 @@ WATCH_INTERVAL_S = 0.5
 def effective_scheduler(env: dict[str, str]) -> tuple[str, str]:
     """Which scheduler XSched 1.2 creates for a process with ``env``: ("local" | "global" | "app", why).
 
-    A copy of the rule in ``xsched_ops.xsched_settings.effective_scheduler`` (the workload cannot
+    A copy of the rule in ``xsched_ops.xsched.settings.effective_scheduler`` (the workload cannot
     import the host package; tests/test_simdevice_decision.py checks that the two agree): a valid
     XSCHED_POLICY (exact, case-sensitive) -> local, XSCHED_SCHEDULER ignored; else
     XSCHED_SCHEDULER=GLB -> global; everything else (unset, APP, LCL without a valid policy,

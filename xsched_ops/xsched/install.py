@@ -13,11 +13,11 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from xsched_ops import platforms
+from xsched_ops.environment.loader_vars import split_path_list, split_preload
 from xsched_ops.errors import XSchedNotFoundError
-from xsched_ops.ld_env import split_path_list, split_preload
-from xsched_ops.platforms import Platform
 from xsched_ops.target.fs import TargetFS
+from xsched_ops.xsched import platforms
+from xsched_ops.xsched.platforms import Platform
 
 SEARCH_ROOTS = ("/data", "/opt", "/usr/local", "/root", "/home", "/workspace", "/workspaces", "/srv", "/mnt")
 SEARCH_MAX_DEPTH = 6

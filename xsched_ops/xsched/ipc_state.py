@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from xsched_ops import platforms
 from xsched_ops.target.base import Target
+from xsched_ops.xsched import platforms
 
 SERVER_QUEUE_KEY = 0x1
 

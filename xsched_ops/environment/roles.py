@@ -21,14 +21,14 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from xsched_ops import stored_env
-from xsched_ops.envbuilder import build_environment
-from xsched_ops.ld_env import split_path_list, split_preload
+from xsched_ops.environment import stored_env
+from xsched_ops.environment.builder import build_environment
+from xsched_ops.environment.loader_vars import split_path_list, split_preload
 from xsched_ops.profiles import Profile
 from xsched_ops.target.base import EXEC_MARKER_VARIABLE, Target
 from xsched_ops.target.fs import TargetFS
-from xsched_ops.xsched_install import XSchedInstall
-from xsched_ops.xsched_settings import SETTINGS, RoleScheduling
+from xsched_ops.xsched.install import XSchedInstall
+from xsched_ops.xsched.settings import SETTINGS, RoleScheduling
 
 # Every process of a run carries this variable (value: the run's mark), so that anything of the run
 # still alive in the target can be found and ended, whatever started it.

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from xsched_ops import platforms
-from xsched_ops.platforms import Platform
+from xsched_ops.xsched import platforms
+from xsched_ops.xsched.platforms import Platform
 
 FoundBy = Literal["variable", "platform folder", "system folder"]
 

@@ -1,4 +1,4 @@
-"""The XSched platform table (data/platforms.toml), validated on load.
+"""The XSched platform table (xsched/platforms.toml), validated on load.
 
 One source of truth for every platform-specific file name, device node and variable.
 """
@@ -28,7 +28,7 @@ class CommonLayout(BaseModel):
     ipc_sysv_key: str
     default_port: int
     # The folders XSched's HAL searches for the real runtime (after the variable and the
-    # platform's own folders), exactly as XSched spells them: see xsched_ops.hal_lookup.
+    # platform's own folders), exactly as XSched spells them: see xsched_ops.xsched.hal_lookup.
     hal_default_dirs: list[str]
 
 
@@ -56,7 +56,7 @@ class Platform(BaseModel):
     application_soname: str
     init_symbol: str
     # XSched's HAL (FindLibrary): the platform's own folders, searched before
-    # common.hal_default_dirs, and the file names it tries in each (see xsched_ops.hal_lookup).
+    # common.hal_default_dirs, and the file names it tries in each (see xsched_ops.xsched.hal_lookup).
     hal_search_dirs: list[str]
     hal_search_names: list[str] = Field(min_length=1)
 
@@ -76,7 +76,7 @@ class PlatformTable(BaseModel):
 
 @cache
 def table() -> PlatformTable:
-    raw = tomllib.loads(resources.files("xsched_ops.data").joinpath("platforms.toml").read_text())
+    raw = tomllib.loads(resources.files("xsched_ops.xsched").joinpath("platforms.toml").read_text())
     for name, entry in raw.get("platforms", {}).items():
         entry["name"] = name
     return PlatformTable.model_validate(raw)

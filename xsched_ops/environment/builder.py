@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from xsched_ops import platforms
 from xsched_ops.elf.ldcache import read_ld_so_cache
-from xsched_ops.ld_env import split_path_list, split_preload
+from xsched_ops.environment.loader_vars import split_path_list, split_preload
 from xsched_ops.target.fs import TargetFS
-from xsched_ops.xsched_install import XSchedInstall
-from xsched_ops.xsched_settings import POLICIES, SETTINGS, RoleScheduling, effective_scheduler
+from xsched_ops.xsched import platforms
+from xsched_ops.xsched.install import XSchedInstall
+from xsched_ops.xsched.settings import POLICIES, SETTINGS, RoleScheduling, effective_scheduler
 
 Route = Literal["preload", "libpath"]
 
