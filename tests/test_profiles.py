@@ -86,3 +86,51 @@ def test_cli_show_json_and_errors(capsys):
     assert invoke(["profiles", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {"original", "intensive"} <= {row["name"] for row in listed["profiles"]}
+
+
+SWEEP_TABLE = """
+[sweep]
+modes = ["baseline", "xsched"]
+repeat = 2
+seed = 5
+max_duration_s = 120
+p99_interval_pct = 15
+
+[sweep.grid]
+low.xsched.threshold = [2, 4, 16]
+"high.rate" = [10, 20]
+"""
+
+
+def _with_sweep(tmp_path, table: str):
+    path = tmp_path / "swept.toml"
+    path.write_text(find_profile("intensive").read_text() + table)
+    return path
+
+
+def test_sweep_table_dotted_and_quoted_keys_mean_the_same(tmp_path):
+    profile = load_profile(str(_with_sweep(tmp_path, SWEEP_TABLE)))
+    assert profile.sweep.grid == {"low.xsched.threshold": [2, 4, 16], "high.rate": [10, 20]}
+    assert (profile.sweep.modes, profile.sweep.repeat, profile.sweep.seed) == (["baseline", "xsched"], 2, 5)
+    assert (profile.sweep.max_duration_s, profile.sweep.p99_interval_pct) == (120, 15)
+    assert load_profile("intensive").sweep.grid == {}  # no table: no grid
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (("repeat = 2", "repeat = 0"), "key sweep.repeat = 0"),
+    (('modes = ["baseline", "xsched"]', 'modes = ["baseline", "fast"]'), "key sweep: mode 'fast' is not a mode"),
+    (("max_duration_s = 120", "max_duration_s = 1e9"), "key sweep.max_duration_s = 1000000000"),
+    (("[2, 4, 16]", "[2, 4, 99999999]"), "key sweep.grid: the cell low.xsched.threshold=99999999, high.rate=10"),
+    (("[2, 4, 16]", "[1, 4]"), "batch_size 2 exceeds threshold 1"),
+    (('"high.rate" = [10, 20]', '"high.nope" = [10]'), "--set high.nope: unknown key high.nope"),
+    (("[2, 4, 16]", "[2, 2]"), "a value is repeated"),
+    (("seed = 5", "colour = 5"), "key sweep.colour: unknown key"),
+])
+def test_bad_sweep_table_is_one_line_naming_the_key(tmp_path, capsys, change, named):
+    path = _with_sweep(tmp_path, SWEEP_TABLE.replace(*change))
+    with pytest.raises(ProfileError) as err:
+        load_profile(str(path))
+    assert named in err.value.one_line() and "\n" not in err.value.one_line()
+    assert invoke(["profiles", "show", str(path)]) == ProfileError.exit_code
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and len(captured.err.strip().splitlines()) == 1

@@ -7,10 +7,14 @@ import math
 import pytest
 
 from xsched_ops.results.stats import (
+    binomial_cdf,
     distribution,
+    early_stopping_estimate,
+    early_stopping_verdict,
     least_squares_slope,
     mean_interval,
     median,
+    min_within_bound,
     percentile,
     t_critical_95,
 )
@@ -74,3 +78,68 @@ def test_t_critical_table():
     assert t_critical_95(1000) == 1.960
     with pytest.raises(ValueError):
         t_critical_95(0)
+
+
+def test_percentile_and_slope_agree_with_the_hand_formula_on_random_data():
+    import random
+
+    generator = random.Random(5)
+    for _ in range(200):
+        values = sorted(generator.expovariate(0.1) for _ in range(generator.randint(2, 400)))
+        for q in (50.0, 90.0, 99.0, 99.9):
+            position = (len(values) - 1) * q / 100.0
+            lower = math.floor(position)
+            upper = min(lower + 1, len(values) - 1)
+            expected = values[lower] + (position - lower) * (values[upper] - values[lower])
+            assert percentile(values, q) == pytest.approx(expected, rel=1e-12)
+    xs, ys = [0.0, 1.0, 2.0, 3.0], [2.0, 2.5, 4.5, 5.0]
+    # slope = sum (x - 1.5)(y - 3.5) / sum (x - 1.5)^2 = (2.25 + 0.5 + 0.5 + 2.25) / 5 = 1.1
+    assert least_squares_slope(xs, ys) == pytest.approx(1.1)
+
+
+def test_binomial_cdf_against_hand_sums():
+    # n = 3, p = 0.5: P(X <= 1) = (1 + 3) / 8
+    assert binomial_cdf(1, 3, 0.5) == pytest.approx(0.5)
+    # n = 10, p = 0.1: P(X = 0) = 0.9^10
+    assert binomial_cdf(0, 10, 0.1) == pytest.approx(0.9 ** 10)
+    assert binomial_cdf(2, 5, 0.3) == pytest.approx(0.7 ** 5 + 5 * 0.3 * 0.7 ** 4 + 10 * 0.09 * 0.7 ** 3)
+    assert binomial_cdf(-1, 5, 0.3) == 0.0 and binomial_cdf(5, 5, 0.3) == 1.0
+
+
+def test_min_within_bound_matches_loadgen():
+    # t = 0: the least h with 0.99^h < 0.01 is ceil(ln 0.01 / ln 0.99) = ceil(458.2) = 459.
+    assert min_within_bound(0) == math.ceil(math.log(0.01) / math.log(0.99)) == 459
+    # t = 1: LoadGen's floors, h(1) + 1 = 662 requests for P99 and 64 for P90.
+    assert min_within_bound(1) + 1 == 662
+    assert min_within_bound(1, 0.90) + 1 == 64
+    # by hand at t = 1, n = h + 1: 0.99^n + n 0.01 0.99^(n-1) must fall below 0.01 first at n = 662
+    def tail(n: int) -> float:
+        return 0.99 ** n + n * 0.01 * 0.99 ** (n - 1)
+    assert tail(662) < 0.01 <= tail(661)
+    needed = [min_within_bound(t) for t in range(6)]
+    assert needed == sorted(needed) and len(set(needed)) == 6  # more over the bound, more requests needed
+
+
+def test_early_stopping_verdict():
+    verdict = early_stopping_verdict(3600, 20)  # 0.56 % over the bound: P99 within it, enough requests
+    assert verdict.met and not verdict.exceeded and verdict.more_needed == 0
+    short = early_stopping_verdict(500, 2)  # too few requests to tell
+    assert not short.met and not short.exceeded
+    assert short.needed == min_within_bound(2) + 2 and short.more_needed == short.needed - 500
+    over = early_stopping_verdict(3600, 80)  # 2.2 % over the bound: P99 is over it, more requests cannot help
+    assert over.exceeded and not over.met
+    with pytest.raises(ValueError):
+        early_stopping_verdict(10, 11)
+
+
+def test_early_stopping_estimate_matches_published_loadgen_summaries():
+    # LoadGen summaries (SingleStream, 90th percentile): "Processed at least 64 queries (2048).
+    # Would discard 172 highest latency queries."; 2116 -> 178; 2145 -> 181; 7469 -> 685.
+    for count, discarded in ((2048, 172), (2116, 178), (2145, 181), (7469, 685)):
+        values = [float(v) for v in range(count)]
+        estimate, dropped = early_stopping_estimate(values, 0.90)
+        assert dropped == discarded
+        assert estimate == values[count - 1 - discarded]
+    assert early_stopping_estimate([1.0] * 661) is None  # below 662 values: no P99 estimate
+    estimate, dropped = early_stopping_estimate([float(v) for v in range(662)])
+    assert (estimate, dropped) == (661.0, 0)  # exactly the floor: the maximum

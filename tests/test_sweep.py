@@ -84,3 +84,41 @@ def test_cells_spread_over_gpus(tmp_path: Path) -> None:
     manifest = run_sweep(plan, on_gpu, ["0", "1"])
     assert set(seen) == set(plan.to_run) and set(seen.values()) <= {"0", "1"}
     assert {record.gpu for record in manifest.cells.values()} <= {"0", "1"}
+
+
+def test_sweep_without_grid_uses_the_profiles_sweep_table(tmp_path: Path, capsys) -> None:
+    from xsched_ops.cli import invoke
+    from xsched_ops.profiles import find_profile
+
+    path = tmp_path / "swept.toml"
+    path.write_text(find_profile("intensive").read_text() + '\n[sweep]\nmodes = ["baseline"]\nrepeat = 2\nseed = 9\n'
+                    '\n[sweep.grid]\nlow.batch = [8, 64, 256]\n')
+    assert invoke(["sweep", str(path), "--dry-run", "--json", "--duration", "5",
+                   "--sweep-dir", str(tmp_path / "s")]) == 0
+    captured = capsys.readouterr()
+    plan = json.loads(captured.out)["plan"]
+    assert sorted(row["cell"] for row in plan) == ["low.batch=256", "low.batch=64", "low.batch=8"]
+    assert [row["cell"] for row in plan] == [c.cell_id for c in seeded_order(cells_of(parse_grid(
+        ["low.batch=8,64,256"])), 9)]
+    assert "1 mode(s) x 2 repeat(s)" in captured.err
+    # --grid replaces the table's grid
+    assert invoke(["sweep", str(path), "--dry-run", "--json", "--grid", "high.rate=10,20",
+                   "--sweep-dir", str(tmp_path / "t")]) == 0
+    assert {row["cell"] for row in json.loads(capsys.readouterr().out)["plan"]} == {"high.rate=10", "high.rate=20"}
+
+
+def test_sweep_without_grid_or_table_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    from xsched_ops.cli import invoke
+
+    assert invoke(["sweep", "intensive", "--dry-run", "--sweep-dir", str(tmp_path)]) == UsageError.exit_code
+    err = capsys.readouterr().err
+    assert "no sweep.grid table and no --grid" in err and "Traceback" not in err
+
+
+def test_a_cap_shorter_than_the_window_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--max-duration 10 is shorter than the window"):
+        plan_sweep(tmp_path, load_profile("intensive", ["duration_s=30"]), parse_grid(["low.batch=8"]), ["baseline"],
+                   1, 1, "sim", None, max_duration_s=10.0)
+    with pytest.raises(ProfileError, match="duration_s"):
+        plan_sweep(tmp_path, load_profile("intensive", ["duration_s=30"]), parse_grid(["high.rate=2000"]),
+                   ["baseline"], 1, 1, "sim", None, max_duration_s=86400.0)  # 2000 req/s x 1 day: too many

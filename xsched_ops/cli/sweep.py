@@ -13,18 +13,29 @@ SWEEP_JSON_VERSION = 1
 
 def sweep(
     profile_name: str = typer.Argument(..., metavar="PROFILE", help="Profile name or path."),
-    grid: list[str] = typer.Option(..., "--grid", metavar="KEY=V1,V2,...",
-                                   help="A profile key and its values (repeatable: the cells are every combination)."),
+    grid: list[str] | None = typer.Option(None, "--grid", metavar="KEY=V1,V2,...",
+                                          help="A profile key and its values (repeatable: the cells are every "
+                                               "combination). Default: the profile's [sweep.grid]."),
     container: str | None = typer.Option(None, "--container", "-c", metavar="NAME", help="Docker container."),
     local: bool = typer.Option(False, "--local", help="Run on this host."),
     backend: str = typer.Option("sim", "--backend", metavar="sim|torch", help="sim (simulated device) or torch."),
     modes: list[str] | None = typer.Option(None, "--mode", metavar="MODE", help="Modes of every cell (repeatable)."),
-    repeat: int = typer.Option(1, "--repeat", min=1, metavar="N", help="Repeats of every mode in every cell."),
+    repeat: int | None = typer.Option(None, "--repeat", min=1, metavar="N",
+                                      help="Repeats of every mode in every cell (default: the profile's [sweep], "
+                                           "else 1)."),
     placement: str | None = typer.Option(None, "--placement", metavar="PLACEMENT", help="As for `run`."),
     duration: float | None = typer.Option(None, "--duration", metavar="SECONDS", help="Window of every trial."),
     set_values: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE",
                                                 help="Override for every cell (repeatable)."),
-    seed: int = typer.Option(1, "--seed", metavar="N", help="Seed of the cells' random order."),
+    seed: int | None = typer.Option(None, "--seed", metavar="N",
+                                    help="Seed of the cells' random order (default: the profile's [sweep], else 1)."),
+    max_duration: float | None = typer.Option(None, "--max-duration", metavar="SECONDS",
+                                              help="Grow a cell's window up to this until its P99 meets MLPerf "
+                                                   "LoadGen's early-stopping rule (and --interval-pct); again with "
+                                                   "a larger cap, cells short of the rule grow on."),
+    interval_pct: float | None = typer.Option(None, "--interval-pct", metavar="PCT",
+                                              help="Target half width of the P99 interval across repeats, in % of "
+                                                   "its mean."),
     sweep_dir: Path | None = typer.Option(None, "--sweep-dir", metavar="PATH",
                                           help="The sweep's folder (default: results/sweeps/PROFILE). Give the "
                                                "same command again to resume it."),
@@ -37,19 +48,32 @@ def sweep(
     """Run a grid of cells (e.g. --grid low.batch=8,64,256,1024), each an ordinary run, in a seeded
     random order; the same command again skips the cells already valid and reruns the others.
 
+    Without --grid the profile's [sweep] table gives the grid, modes, repeats and seed. Every valid
+    cell's P99 is judged by MLPerf LoadGen's early-stopping rule (99 % confidence against the
+    profile's SLA); with --max-duration a cell runs again, longer, until the rule is met.
+
     Exit codes: 0 every cell valid; 21 a cell's run is invalid; 22 a cell did not complete.
     """
     import json
 
     from xsched_ops.errors import InvalidRunError, RunFailedError, UsageError
     from xsched_ops.experiment import DEFAULT_MODES
-    from xsched_ops.experiment.sweep import parse_grid, plan_sweep, run_sweep
+    from xsched_ops.experiment.sweep import grid_expressions, parse_grid, plan_sweep, run_sweep
     from xsched_ops.profiles import load_profile
     from xsched_ops.results import DEFAULT_RESULTS_DIR
 
-    axes = parse_grid(list(grid))
     base = load_profile(profile_name)
-    chosen_modes = list(dict.fromkeys(modes or DEFAULT_MODES))
+    table = base.sweep
+    axes = parse_grid(list(grid) if grid else grid_expressions(table.grid, base.name))
+    chosen_modes = list(dict.fromkeys(modes or table.modes or DEFAULT_MODES))
+    repeat = repeat if repeat is not None else table.repeat
+    seed = seed if seed is not None else table.seed
+    max_duration = max_duration if max_duration is not None else table.max_duration_s
+    interval_pct = interval_pct if interval_pct is not None else table.p99_interval_pct
+    if interval_pct is not None and not 0 < interval_pct <= 100:
+        raise UsageError(f"--interval-pct {interval_pct:g}: allowed 0 < PCT <= 100")
+    if max_duration is not None and not 0 < max_duration <= 86400:
+        raise UsageError(f"--max-duration {max_duration:g}: allowed 0 < SECONDS <= 86400 (one day)")
     gpu_list = [gpu.strip() for gpu in gpus.split(",")] if gpus else None
     if gpu_list is not None:
         if any(not gpu.isdigit() for gpu in gpu_list) or len(set(gpu_list)) != len(gpu_list):
@@ -61,7 +85,7 @@ def sweep(
                              "one xserver per IPC namespace: cells in mode xsched cannot run side by side")
     folder = sweep_dir or (DEFAULT_RESULTS_DIR / "sweeps" / base.name)
     plan = plan_sweep(folder, base, axes, chosen_modes, repeat, seed, backend, placement, list(set_values or []),
-                      duration)
+                      duration, max_duration, interval_pct)
     console = common.stderr_console()
     slots = len(gpu_list) if gpu_list else 1
     console.print(f"sweep {folder}: {len(plan.manifest.order)} cell(s), {len(plan.skipped)} already valid, "
@@ -81,7 +105,8 @@ def sweep(
         options = ExperimentOptions(profile=profile, backend=backend, modes=tuple(chosen_modes), repeat=repeat,
                                     placement=placement, results_dir=runs_dir, python=python,
                                     device=f"cuda:{gpu}" if gpu is not None else "auto",
-                                    command_line=["sweep", profile_name, *(f"--grid={g}" for g in grid)],
+                                    command_line=["sweep", profile_name, *(f"--grid={axis.key}={','.join(axis.values)}"
+                                                                           for axis in axes)],
                                     show_progress=gpu_list is None or len(gpu_list) == 1)
         outcome = run_experiment(target, options, console)
         result = outcome.result
@@ -92,17 +117,35 @@ def sweep(
             return outcome.run_id, "invalid", (errors[0] if errors else "invalid")
         return outcome.run_id, "valid", None
 
+    def assess(run_id, profile):
+        from xsched_ops.results.store import load_run
+        from xsched_ops.sweep.sampling import assess_run
+
+        return assess_run(load_run(run_id, runs_dir), profile.sla_ms, interval_pct)
+
+    def on_extend(cell_id, seconds, sampling):
+        console.print(f"cell {cell_id}: {'; '.join(sampling.unmet)}; again with a {seconds:g} s window", markup=False)
+
+    def on_cell(record):
+        unmet = (record.sampling or {}).get("unmet") or []
+        console.print(f"cell {record.cell_id}: {record.status}" + (f" ({record.reason})" if record.reason else "")
+                      + (f"; not met: {'; '.join(unmet)}" if unmet else ""), markup=False)
+
     with open_target(container, local, common.STATE.docker_host) as target:
-        manifest = run_sweep(plan, run_cell, gpu_list,
-                             on_cell=lambda record: console.print(f"cell {record.cell_id}: {record.status}"
-                                                                  + (f" ({record.reason})" if record.reason else ""),
-                                                                  markup=False))
+        manifest = run_sweep(plan, run_cell, gpu_list, on_cell=on_cell, assess=assess, on_extend=on_extend)
     rows = _summary_rows(folder, manifest)
+    unmet = _unmet_lines(manifest)
     if as_json:
-        print(json.dumps({"version": SWEEP_JSON_VERSION, "sweep_dir": str(folder), "manifest": manifest.to_json(),
-                          "summary": rows}, indent=2))
+        print(json.dumps({"version": SWEEP_JSON_VERSION, "sweep_dir": str(folder), "simulated": backend == "sim",
+                          "manifest": manifest.to_json(), "summary": rows, "unmet": unmet}, indent=2))
     else:
+        if backend == "sim":
+            print("SIMULATED device (sim backend): these are not GPU numbers")
         _print_summary(rows)
+        if unmet:
+            print("Not met (P99 rule: MLPerf LoadGen early stopping, 99 % confidence against the SLA):")
+            for line in unmet:
+                print(f"  {line}")
     statuses = {record.status for record in manifest.cells.values()}
     if statuses & {"partial", "failed"}:
         raise typer.Exit(RunFailedError.exit_code)
@@ -129,27 +172,39 @@ def _print_plan(plan, backend: str, as_json: bool) -> None:
 
 
 def _summary_rows(folder: Path, manifest) -> list[dict]:
-    from xsched_ops.errors import XSchedOpsError
-    from xsched_ops.results.store import load_run
+    """One row per cell and mode, in grid order (``xsched_ops/sweep/table.py`` reads the cells' runs)."""
+    from xsched_ops.sweep.table import load_sweep
 
+    table = load_sweep(folder)
+    points: dict[str, list] = {}
+    for point in table.points:
+        points.setdefault(point.cell_id, []).append(point)
+    unreadable = {cell_id: text for cell_id, text in table.problems if text.startswith("unreadable: ")}
     rows = []
     for cell_id in sorted(manifest.cells, key=lambda cell: [manifest.grid[key].index(value) for key, value in
                                                             manifest.cells[cell].overrides.items()]):
         record = manifest.cells[cell_id]
-        if record.run_id is None:
-            rows.append({"cell": cell_id, "status": record.status, "mode": None})
+        if cell_id not in points:
+            rows.append({"cell": cell_id, "mode": None, "status": unreadable.get(cell_id, record.status)})
             continue
-        try:
-            result = load_run(record.run_id, folder / "runs")
-        except XSchedOpsError as err:
-            rows.append({"cell": cell_id, "status": f"unreadable: {err.message}", "mode": None})
-            continue
-        for mode, summary in result.modes.items():
-            rows.append({"cell": cell_id, "status": record.status, "mode": mode, "run_id": record.run_id,
+        for point in points[cell_id]:
+            summary = point.summary
+            rows.append({"cell": cell_id, "status": record.status, "mode": point.mode, "run_id": record.run_id,
+                         "duration_s": record.duration_s,
                          "p50_ms": summary.p50_ms.mean, "p99_ms": summary.p99_ms.mean,
                          "achieved_rate": summary.achieved_rate.mean, "target_rate": summary.target_rate,
-                         "load_sustained": summary.load_sustained, "low_iter_per_s": summary.low_iter_per_s.mean})
+                         "load_sustained": summary.load_sustained, "low_iter_per_s": summary.low_iter_per_s.mean,
+                         "p99_rule": point.sampling})
     return rows
+
+
+def _unmet_lines(manifest) -> list[str]:
+    """What the sampling rule did not get, per cell (the summary's footnote)."""
+    lines = []
+    for cell_id in manifest.order:
+        unmet = (manifest.cells[cell_id].sampling or {}).get("unmet") or []
+        lines.extend(f"{cell_id}: {line}" for line in unmet)
+    return lines
 
 
 def _print_summary(rows: list[dict]) -> None:
@@ -159,7 +214,7 @@ def _print_summary(rows: list[dict]) -> None:
     from xsched_ops.results.render import print_table
 
     table = Table(show_edge=False, pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
-    for column in ("cell", "mode", "P50 ms", "P99 ms", "rate", "sustained", "low iter/s", "status"):
+    for column in ("cell", "mode", "P50 ms", "P99 ms", "P99 rule", "rate", "sustained", "low iter/s", "status"):
         table.add_column(column, overflow="fold")
 
     def number(value) -> str:
@@ -167,9 +222,21 @@ def _print_summary(rows: list[dict]) -> None:
 
     for row in rows:
         table.add_row(row["cell"], row.get("mode") or "-", number(row.get("p50_ms")), number(row.get("p99_ms")),
-                      number(row.get("achieved_rate")), {True: "yes", False: "NO", None: "-"}[row.get("load_sustained")],
+                      _rule_text(row.get("p99_rule")), number(row.get("achieved_rate")), {True: "yes", False: "NO", None: "-"}[row.get("load_sustained")],
                       number(row.get("low_iter_per_s")), row["status"])
     print_table(common.stdout_console(), table)
+
+
+def _rule_text(sampling: dict | None) -> str:
+    """The P99 rule's cell of the summary: met, over the SLA (decided), or the requests still missing."""
+    if not sampling:
+        return "-"
+    if sampling.get("p99_over_sla"):
+        return "over SLA"
+    text = "met" if sampling.get("rule_met") else f"+{sampling.get('more_requests_needed', 0)} req"
+    if sampling.get("interval_met") is False:
+        text += f", +/-{sampling.get('interval_half_width_pct') or 0:.0f}%"
+    return text
 
 
 def register(app: typer.Typer) -> None:
