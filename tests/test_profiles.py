@@ -104,7 +104,8 @@ low.xsched.threshold = [2, 4, 16]
 
 def _with_sweep(tmp_path, table: str):
     path = tmp_path / "swept.toml"
-    path.write_text(find_profile("intensive").read_text() + table)
+    shipped = find_profile("intensive").read_text().split("\n[sweep]")[0]  # its own [sweep] is replaced
+    path.write_text(shipped + table)
     return path
 
 
@@ -113,7 +114,8 @@ def test_sweep_table_dotted_and_quoted_keys_mean_the_same(tmp_path):
     assert profile.sweep.grid == {"low.xsched.threshold": [2, 4, 16], "high.rate": [10, 20]}
     assert (profile.sweep.modes, profile.sweep.repeat, profile.sweep.seed) == (["baseline", "xsched"], 2, 5)
     assert (profile.sweep.max_duration_s, profile.sweep.p99_interval_pct) == (120, 15)
-    assert load_profile("intensive").sweep.grid == {}  # no table: no grid
+    assert load_profile("original").sweep.grid == {}  # no table: no grid
+    assert load_profile("intensive").sweep.grid == {"low.batch": [8, 64, 256, 1024]}  # the shipped table
 
 
 @pytest.mark.parametrize(("change", "named"), [
