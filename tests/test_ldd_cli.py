@@ -20,8 +20,12 @@ def xsched(tmp_path_factory):
 def test_ldd_tree_explains_the_seed_failure(xsched, capsys):
     code = invoke(["ldd", "--local", "/bin/true", "--env", f"LD_LIBRARY_PATH={xsched['stale_dir']}:{xsched['lib']}",
                    "--env", f"LD_PRELOAD={xsched['shim']}"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 1
+    # one line on stderr says why, whatever stdout is (a file, JSON)
+    assert captured.err == ("xsched-ops: /bin/true would not start: symbol lookup error: "
+                            f"{xsched['shim']}: undefined symbol: _ZTIN6xsched3hip10HipCommandE\n")
     assert f"libhalhip.so => {xsched['stale_hal']} [found via LD_LIBRARY_PATH entry 1]" in out
     assert "_ZTIN6xsched3hip10HipCommandE (typeinfo for xsched::hip::HipCommand)" in out
     assert f"defined in: {xsched['hal']}" in out

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 from test_results_builders import write_run, write_trial
 
+from xsched_ops.cli.render import _row_cells, render_comparison, render_run, render_run_list
 from xsched_ops.report import write_report
 from xsched_ops.results import TrialMeta, compare, finalize_run, trial_dir_for, write_trial_meta
-from xsched_ops.results.render import _row_cells, render_comparison, render_run, render_run_list
 from xsched_ops.results.store import list_runs
 
 
@@ -121,7 +121,7 @@ def test_report_of_a_run_without_samples_warns_nothing_and_says_so(tmp_path, fmt
 
 @pytest.mark.parametrize("width", [40, 80, 200])
 def test_wrap_words_breaks_only_between_words_and_keeps_quoted_commands_whole(width):
-    from xsched_ops.results.render import print_lines, wrap_words
+    from xsched_ops.cli.render import print_lines, wrap_words
 
     path = "/data/dockercode/xsched-build/output/lib/libhalhip.so"
     command = "`docker run --device=/dev/kfd --device=/dev/dri --group-add video ...`"
@@ -133,3 +133,40 @@ def test_wrap_words_breaks_only_between_words_and_keeps_quoted_commands_whole(wi
     console = recording_console(width)
     print_lines(console, [f"    export LD_LIBRARY_PATH={path}:{path}"])
     assert console.export_text().splitlines() == [f"    export LD_LIBRARY_PATH={path}:{path}"]
+
+
+def test_terminal_rendering_lives_on_the_command_line_side():
+    """results/ and report/ are the data side: they import no rich (issue 13, part 6)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, xsched_ops.results, xsched_ops.results.render, xsched_ops.report.build\n"
+            "print(sorted(name for name in sys.modules if name == 'rich' or name.startswith('rich.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    from xsched_ops.cli import render
+    from xsched_ops.results import render as figures
+
+    assert figures.print_table is render.print_table  # still importable from the old place, one definition
+
+
+@pytest.mark.parametrize("width", [20, 40, 80])
+def test_table_too_wide_becomes_blocks_with_every_path_whole(width):
+    from rich.text import Text
+
+    from xsched_ops.cli.render import plain_table, print_table
+
+    paths = ["/data/dockercode/xsched-build/output/lib/libhalhip.so", "/opt/legacy/xsched/lib/libshimhip.so"]
+    table = plain_table("name", "summary", "file")
+    for index, path in enumerate(paths):
+        table.add_row(Text(f"profile-{index}"), Text("high resnet18 b1 @ 20 req/s; low resnet50 b1024; 180 s"),
+                      Text(path))
+    console = recording_console(width)
+    print_table(console, table)
+    text = console.export_text()
+    assert "…" not in text
+    lines = text.splitlines()
+    for path in paths:
+        assert any(path in line for line in lines), text
+    assert all(len(line.rstrip()) <= width or len(line.split()) == 1 for line in lines), lines

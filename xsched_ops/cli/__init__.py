@@ -8,6 +8,9 @@ modules import only typer and ``cli.common``, and every command imports what it 
 loader, the Docker SDK, pydantic models, numpy, matplotlib) in its own body. ``--version`` and
 ``--help`` therefore load none of them. The tree is built inside ``invoke``, so a Ctrl-C while
 Python imports it prints one line and exits 130, like a Ctrl-C later on.
+
+The conventions of the whole tree (metavars that say what to type, usage lines without braces, a
+usage error as one line) are applied in ``cli.usage``; terminal output is rendered by ``cli.render``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ def build_app():  # -> typer.Typer (not imported at module level: see the module
         add_completion=True,  # --install-completion / --show-completion, as typer offers them
         context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,
+        # click's plain help: its text is text (rich markup would eat a "[sweep]" in it), no boxes to
+        # copy from, and --help imports no rich
+        rich_markup_mode=None,
     )
 
     def version_callback(value: bool) -> None:
@@ -96,8 +102,10 @@ def invoke(argv: list[str] | None = None) -> int:
 
 def _invoke(argv: list[str] | None) -> int:
     import typer
+    import typer.main
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-    from xsched_ops.cli import common
+    from xsched_ops.cli import common, usage
     from xsched_ops.errors import XSchedOpsError
 
     common.STATE.reset()
@@ -106,25 +114,36 @@ def _invoke(argv: list[str] | None) -> int:
     if "--debug" in args:
         common.STATE.debug = True
     try:
-        result = build_app()(args=args, prog_name="xsched-ops", standalone_mode=False)
+        command = usage.tidy(typer.main.get_command(build_app()))
+        result = command.main(args=args, prog_name="xsched-ops", standalone_mode=False)
     except XSchedOpsError as err:
         if common.STATE.debug:
             import traceback
 
             traceback.print_exc()
-        common.stderr_console().print(f"[bold red]error:[/] {err.one_line()}", highlight=False, soft_wrap=True)
+        from rich.text import Text
+
+        # The message is taken literally: a "[a-z]" in it is text, not markup.
+        common.stderr_console().print(Text.assemble(("error:", "bold red"), " ", err.one_line()), highlight=False,
+                                      soft_wrap=True)
         return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         return _print_interrupted()
     except typer.Exit as exit_:
         return exit_.exit_code
-    except typer.TyperException as err:  # usage errors from the parser
+    except NoArgsIsHelpError as err:  # a group given no command: its help
+        err.show()
+        return err.exit_code
+    except UsageError as err:  # from the parser: one line, what is wrong and which help to read
+        sys.stderr.write(usage.usage_error_line(err) + "\n")
+        return err.exit_code
+    except typer.TyperException as err:
         show = getattr(err, "show", None)
         if show is not None:
             show()
         else:
-            common.stderr_console().print(f"error: {err.format_message()}")
-        return err.exit_code
+            sys.stderr.write(f"xsched-ops: {' '.join(str(err).split())}\n")
+        return getattr(err, "exit_code", 1)
     if result == INTERRUPTED_EXIT_CODE:  # typer turns Ctrl-C into this exit code, silently
         _print_interrupted()
     return result if isinstance(result, int) else 0

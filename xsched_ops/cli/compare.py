@@ -24,7 +24,7 @@ def print_comparison(comparison: Comparison, as_json: bool) -> None:
         print(json.dumps({"version": COMPARISON_VERSION, "comparison": comparison.model_dump(mode="json")},
                          indent=2))
         return
-    from xsched_ops.results.render import render_comparison
+    from xsched_ops.cli.render import render_comparison
 
     render_comparison(common.stdout_console(), comparison)
 
@@ -32,7 +32,7 @@ def print_comparison(comparison: Comparison, as_json: bool) -> None:
 def compare_command(
     baseline_run: str = typer.Argument(..., metavar="A",
                                        help="Run (id or folder) with the baseline; alone, it must also hold xsched."),
-    xsched_run: str | None = typer.Argument(None, metavar="[B]", help="Run (id or folder) with the xsched trials."),
+    xsched_run: str | None = typer.Argument(None, metavar="B", help="Run (id or folder) with the xsched trials."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS_DIR, "--results-dir", help="Where run ids are looked up."),
     baseline_mode: str = typer.Option("baseline", "--baseline-mode",

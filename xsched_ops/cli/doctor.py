@@ -66,7 +66,7 @@ def finding_lines(finding: Finding, width: int, same_commands_as: str | None = N
     """One block: the title, the detail indented, then the fix and its commands, each command verbatim on a
     line of its own (ready to paste; when an earlier block has the very same commands, a pointer to it).
     Returns (line, style) pairs; prose wraps between words only."""
-    from xsched_ops.results.render import wrap_words
+    from xsched_ops.cli.render import wrap_words
 
     lines: list[tuple[str, str]] = []
     head = f"{_LABEL[finding.severity]} {finding.id}: {finding.title}"
@@ -102,7 +102,7 @@ def report_lines(findings: list[Finding], width: int, verbose: bool = False) -> 
 
 
 def _wrap(text: str, width: int, indent: str = "", hanging: str | None = _INDENT) -> list[str]:
-    from xsched_ops.results.render import wrap_words
+    from xsched_ops.cli.render import wrap_words
 
     return wrap_words(text, width, indent, hanging)
 
@@ -140,7 +140,7 @@ def print_report(console: Console, findings: list[Finding], summary: dict[str, o
                  fix_lines: list[str] | None = None) -> None:
     """The human report: one line saying what is broken, the title (what was checked), after --fix what
     was broken and what was done, one block per finding, the summary line."""
-    from xsched_ops.results.render import print_lines
+    from xsched_ops.cli.render import print_lines
 
     width = console.width
     lead = lead_line(findings, summary, backend)
@@ -201,6 +201,7 @@ def doctor(
     Fix commands are printed whole, each on a line of its own, ready to paste.
     --verbose lists the checks that passed too; --json prints the findings as JSON instead.
 
+    \b
     Exit codes:
     0: nothing fails for the backend you will run (warnings fail only with --strict).
     0 after --fix: the fix worked and nothing else fails.

@@ -71,9 +71,11 @@ def env(
                                   scheduling=DEFAULT_ROLES[role] if role else None)
     print(render(built, output_format, container, full))
     if output_format != "json":
+        from xsched_ops.cli.render import print_wrapped
+
         console = common.stderr_console()
         for change in built.changes:
-            console.print(f"[dim]# {change.name}: {change.reason}[/]", highlight=False)
+            print_wrapped(console, f"# {change.name}: {change.reason}", "", "#   ", style="dim")
 
 
 def register(app: typer.Typer) -> None:

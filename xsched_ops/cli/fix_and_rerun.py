@@ -48,6 +48,7 @@ def fix_and_rerun_command(
     --fail-under; 21 invalid; 22 a trial did not complete.
     """
     from xsched_ops.cli.doctor import findings_table
+    from xsched_ops.cli.render import message
     from xsched_ops.cli.run import finish
     from xsched_ops.experiment import ExperimentOptions
     from xsched_ops.experiment.fix_and_rerun import fix_and_rerun
@@ -75,19 +76,19 @@ def fix_and_rerun_command(
         console.print(findings_table(doctor.findings_before, "doctor: before the fix"))
         for action in doctor.actions:
             state = action.result if action.applied else f"skipped: {action.skipped_reason}"
-            console.print(f"  {'✓' if action.applied else '·'} {action.kind}: {action.description} -- {state}")
+            message(console, f"  {'✓' if action.applied else '·'} {action.kind}: {action.description} -- {state}")
         if not doctor.actions:
-            console.print("  nothing to fix automatically")
-        console.print(f"doctor after the fix: {doctor.summary_after['line']} ({doctor.environment_source})")
+            message(console, "  nothing to fix automatically")
+        message(console, f"doctor after the fix: {doctor.summary_after['line']} ({doctor.environment_source})")
 
     with open_target(container, local, common.STATE.docker_host) as target:
         outcome = fix_and_rerun(target, options, console, allow_lib_changes, on_doctor=show_doctor)
     if not as_json:
-        console.print(f"verified with a real load ({outcome.verification.env_method} environment): "
-                      "the shim is mapped in python3")
-        console.print(f"scheduler: {outcome.verification.scheduler}")
+        message(console, f"verified with a real load ({outcome.verification.env_method} environment): "
+                         "the shim is mapped in python3")
+        message(console, f"scheduler: {outcome.verification.scheduler}")
         for note in outcome.notes:
-            console.print(note)
+            message(console, note)
     extra = {
         "doctor": {"before": [f.model_dump() for f in outcome.doctor.findings_before if f.failed],
                    "actions": [action.as_dict() for action in outcome.doctor.actions],
@@ -104,14 +105,14 @@ def fix_and_rerun_command(
             document["below_fail_under"] = below
             print(json.dumps(document, indent=2))
         elif comparison is not None:
-            console.print(f"verdict: tier {comparison.tier.upper()}"
-                          + (f" (required at least {fail_under})" if fail_under else ""))
+            message(console, f"verdict: tier {comparison.tier.upper()}"
+                    + (f" (required at least {fail_under})" if fail_under else ""))
         if comparison is None:
             from xsched_ops.errors import ResultsError
 
             raise ResultsError("no comparison could be made", f"see the results in {outcome.run.run_dir}")
         if below:
-            console.print(f"[bold red]tier {comparison.tier} is worse than --fail-under {fail_under}[/]")
+            message(console, f"tier {comparison.tier} is worse than --fail-under {fail_under}", style="bold red")
             raise typer.Exit(TIER_BELOW_THRESHOLD_EXIT)
 
     finish(outcome.run, as_json, no_report, extra=extra, baseline_run=outcome.previous_baseline, after=verdict)

@@ -25,10 +25,14 @@ def info(
     if as_json:
         print(json.dumps({"version": SCHEMA_VERSION, "target": asdict(facts)}, indent=2))
         return
+    from rich.text import Text
+
+    from xsched_ops.cli.render import print_wrapped
+
     console = common.stdout_console()
     for key, value in asdict(facts).items():
         if value:
-            console.print(f"[bold]{key}[/]: {value}")
+            print_wrapped(console, Text.assemble((key, "bold"), f": {value}"), "", "    ")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,8 +21,9 @@ from xsched_ops.cli import common
 from xsched_ops.errors import UsageError
 
 if TYPE_CHECKING:  # the loader and rich are imported when the command runs
-    from rich.tree import Tree
+    from rich.console import Console
 
+    from xsched_ops.cli.render import TreeNode
     from xsched_ops.loader import LoadReport
     from xsched_ops.target.fs import TargetFS
 
@@ -39,28 +40,30 @@ def _parse_env_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def _render_tree(report: LoadReport) -> Tree:
-    from rich.markup import escape
-    from rich.tree import Tree
+def report_tree(report: LoadReport) -> TreeNode:
+    """The resolution tree: one node per DT_NEEDED edge, with the file the loader picks and why."""
+    from rich.text import Text
+
+    from xsched_ops.cli.render import TreeNode
 
     by_path = {obj.path: obj for obj in report.objects}
     children: dict[str, list] = {}
     for edge in report.edges:
         children.setdefault(edge.needed_by, []).append(edge)
-    status = "[green]starts[/]" if report.would_start else "[bold red]does not start[/]"
-    root = Tree(f"[bold]{escape(report.executable)}[/] ({status})")
+    status = ("starts", "green") if report.would_start else ("does not start", "bold red")
+    root = TreeNode(Text.assemble((report.executable, "bold"), " (", status, ")"))
     expanded: set[str] = set()
 
-    def add(node: Tree, path: str) -> None:
+    def add(node: TreeNode, path: str) -> None:
         expanded.add(path)
         for edge in children.get(path, []):
             if edge.path is None:
-                node.add(f"[bold red]{escape(edge.name)}[/] [red]{escape(edge.reason)}[/]")
+                node.add(Text.assemble((edge.name, "bold red"), " ", (edge.reason, "red")))
                 continue
             if edge.reused:
-                node.add(f"[dim]{escape(edge.name)} => {escape(edge.path)} {escape('[' + edge.reason + ']')}[/]")
+                node.add(Text(f"{edge.name} => {edge.path} [{edge.reason}]", style="dim"))
                 continue
-            child = node.add(f"{escape(edge.name)} => [cyan]{escape(edge.path)}[/] [yellow]{escape('[' + edge.reason + ']')}[/]")
+            child = node.add(Text.assemble(edge.name, " => ", (edge.path, "cyan"), " ", (f"[{edge.reason}]", "yellow")))
             if edge.path in by_path and edge.path not in expanded:
                 add(child, edge.path)
 
@@ -68,39 +71,41 @@ def _render_tree(report: LoadReport) -> Tree:
     return root
 
 
-def _print_report(report: LoadReport) -> None:
-    from rich.markup import escape
+def print_report(console: Console, report: LoadReport) -> None:
+    """The tree, then what failed and why. In a terminal long lines wrap between words (a path or symbol
+    is never broken nor cropped); in a pipe each item stays one line, for grep."""
+    from rich.text import Text
 
-    console = common.stdout_console()
-    if not console.is_terminal:
-        console.width = 100_000  # paths are data: never cut them when piped
-    console.print(_render_tree(report))
+    from xsched_ops.cli.render import UNLIMITED, print_lines, tree_lines, wrap_text
+
+    width = console.width if console.is_terminal else UNLIMITED
+
+    def say(*parts: str | tuple[str, str], indent: str = "") -> None:
+        print_lines(console, wrap_text(Text.assemble(*parts), width, indent, indent + "    "))
+
+    print_lines(console, tree_lines(report_tree(report), width))
     for preload in report.failed_preloads:
-        console.print(f"[yellow]preload ignored:[/] {escape(preload.warning)}")
+        say(("preload ignored:", "yellow"), f" {preload.warning}")
         for step in preload.tried:
-            console.print(f"    tried {escape(step.path)} ({escape(step.source)}): {escape(step.outcome)}")
+            say(f"tried {step.path} ({step.source}): {step.outcome}", indent="    ")
     for missing in report.not_found:
-        console.print(f"[red]not found:[/] {escape(missing.name)} (needed by {escape(missing.needed_by)}): "
-                      f"{escape(missing.message)}")
+        say(("not found:", "red"), f" {missing.name} (needed by {missing.needed_by}): {missing.message}")
         for step in missing.tried:
-            console.print(f"    tried {escape(step.path)} ({escape(step.source)}): {escape(step.outcome)}")
+            say(f"tried {step.path} ({step.source}): {step.outcome}", indent="    ")
     for problem in report.version_problems:
-        color = "red" if problem.severity == "error" else "yellow"
-        console.print(f"[{color}]version {problem.severity}:[/] {escape(problem.message)}")
+        say((f"version {problem.severity}:", "red" if problem.severity == "error" else "yellow"), f" {problem.message}")
     for symbol in report.unresolved_symbols:
         version = f"@{symbol.version}" if symbol.version else ""
-        console.print(f"[red]undefined symbol ({symbol.when}):[/] {escape(symbol.symbol)}{escape(version)} "
-                      f"({escape(symbol.demangled)}) needed by {escape(symbol.needed_by)}")
+        say((f"undefined symbol ({symbol.when}):", "red"),
+            f" {symbol.symbol}{version} ({symbol.demangled}) needed by {symbol.needed_by}")
         if symbol.loaded_provider:
-            console.print(f"    loaded provider: {escape(symbol.loaded_provider.path)} "
-                          + escape(f"[{symbol.loaded_provider.reason}]"))
+            say(f"loaded provider: {symbol.loaded_provider.path} [{symbol.loaded_provider.reason}]", indent="    ")
         if symbol.expected_provider:
-            console.print(f"    defined in: {escape(symbol.expected_provider.path)} "
-                          + escape(f"[{symbol.expected_provider.reason}]"))
+            say(f"defined in: {symbol.expected_provider.path} [{symbol.expected_provider.reason}]", indent="    ")
     for warning in report.warnings:
-        console.print(f"[yellow]note:[/] {escape(warning)}")
+        say(("note:", "yellow"), f" {warning}")
     if report.fatal_error:
-        console.print(f"[bold red]the loader would stop with:[/] {escape(report.fatal_error)}")
+        say(("the loader would stop with:", "bold red"), f" {report.fatal_error}")
 
 
 def _target_fs_and_env(container: str | None, local: bool) -> tuple[TargetFS, dict[str, str], str, dict]:
@@ -127,7 +132,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ldd")
     def ldd(
-        files: list[str] = typer.Argument(..., help="ELF files (paths in the target)."),
+        files: list[str] = typer.Argument(..., metavar="FILE...", help="ELF files (paths in the target)."),
         container: str | None = typer.Option(None, "--container", help="Analyse files inside this container."),
         local: bool = typer.Option(False, "--local", help="Analyse files on this host (the default)."),
         env: list[str] = typer.Option([], "--env", help="NAME=VALUE over the target's environment (repeatable)."),
@@ -162,7 +167,12 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(json_text(document, pretty) + "\n")
             sys.stdout.flush()
         else:
+            console = common.stdout_console()
             for report in reports:
-                _print_report(report)
-        if any(not report.would_start for report in reports):
+                print_report(console, report)
+        failed = [report for report in reports if not report.would_start]
+        if failed:  # exit 1, and one line on stderr saying why (stdout may be a file or JSON)
+            why = f": {' '.join(failed[0].fatal_error.split())}" if failed[0].fatal_error else ""
+            more = f" (and {len(failed) - 1} more of {len(reports)})" if len(failed) > 1 else ""
+            sys.stderr.write(f"xsched-ops: {failed[0].executable} would not start{more}{why}\n")
             raise typer.Exit(1)

@@ -14,9 +14,10 @@ profiles_app = typer.Typer(name="profiles", help="List and show experiment profi
 @profiles_app.command("list")
 def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Profiles found in XSCHED_OPS_PROFILES folders and the repository's profiles/."""
-    from rich.table import Table
+    from rich.text import Text
 
     from xsched_ops import profiles as profiles_mod
+    from xsched_ops.cli.render import plain_table, print_table
 
     found = profiles_mod.list_profiles()
     if as_json:
@@ -26,11 +27,13 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-rea
                 for name, path, loaded in found]
         typer.echo(json.dumps({"schema_version": 1, "profiles": rows}, indent=2))
         return
-    table = Table("name", "summary", "file")
+    # never cut: a path or a name keeps a line of its own; too narrow for columns, one block per profile
+    table = plain_table("name", "summary", "file")
     for name, path, loaded in found:
-        summary = f"[red]invalid: {loaded.one_line()}[/]" if isinstance(loaded, Exception) else profiles_mod.summary_line(loaded)
-        table.add_row(name, summary, str(path))
-    common.stdout_console().print(table)
+        summary = Text(f"invalid: {loaded.one_line()}", style="red") if isinstance(loaded, Exception) else \
+            Text(profiles_mod.summary_line(loaded))
+        table.add_row(Text(name), summary, Text(str(path)))
+    print_table(common.stdout_console(), table)
     if any(isinstance(loaded, Exception) for _, _, loaded in found):
         raise typer.Exit(1)
 
@@ -51,21 +54,27 @@ def show_command(
     if as_json:
         typer.echo(json.dumps({"schema_version": 1, "path": str(path), "profile": data}, indent=2))
         return
+    from rich.text import Text
+
+    from xsched_ops.cli.render import print_lines, print_wrapped
+
     console = common.stdout_console()
-    console.print(f"[bold]{profile.name}[/] ({path})")
+    print_wrapped(console, Text.assemble((profile.name, "bold"), f" ({path})"), "", "  ")
     if profile.description:
-        console.print(profile.description)
-    console.print(profiles_mod.summary_line(profile))
-    _print_tree(console, data, "")
+        print_wrapped(console, profile.description)
+    print_wrapped(console, profiles_mod.summary_line(profile))
+    print_lines(console, _setting_lines(data, ""))  # KEY = VALUE lines stay whole, ready for --set
 
 
-def _print_tree(console, data: dict, prefix: str) -> None:
+def _setting_lines(data: dict, prefix: str) -> list[str]:
+    lines = []
     for key, value in data.items():
         dotted = f"{prefix}{key}" if ":" not in key else f'{prefix}"{key}"'
         if isinstance(value, dict):
-            _print_tree(console, value, f"{dotted}.")
+            lines += _setting_lines(value, f"{dotted}.")
         else:
-            console.print(f"  {dotted} = {json.dumps(value)}", highlight=False)
+            lines.append(f"  {dotted} = {json.dumps(value)}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:

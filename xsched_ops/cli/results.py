@@ -37,16 +37,12 @@ def list_command(
              "problem": item.problem}
             for item in listings]}, indent=2))
         return
-    if not listings:
-        common.stderr_console().print(f"no runs under {results_dir}")
-        return
-    from xsched_ops.results.render import render_run_list
+    from xsched_ops.cli.render import message, render_run_list
 
-    console = common.stdout_console()
-    render_run_list(console, listings)
-    for item in listings:
-        if item.problem:
-            console.print(f"damaged {item.run_dir}: {item.problem}", markup=False, highlight=False)
+    if not listings:
+        message(common.stderr_console(), f"no runs under {results_dir}")
+        return
+    render_run_list(common.stdout_console(), listings)
 
 
 @results_app.command("show")
@@ -63,7 +59,7 @@ def show_command(
     if as_json:
         print(json.dumps({"version": SCHEMA_VERSION, "result": result.model_dump(mode="json")}, indent=2))
         return
-    from xsched_ops.results.render import render_run
+    from xsched_ops.cli.render import render_run
 
     render_run(common.stdout_console(), result)
 
@@ -74,11 +70,12 @@ def finalize_command(
     results_dir: Path = RESULTS_DIR_OPTION,
 ) -> None:
     """Analyse a run's trials again and rewrite its result.json (also on a partial run)."""
+    from xsched_ops.cli.render import message
     from xsched_ops.results.store import finalize_run, resolve_run_dir
 
     result = finalize_run(resolve_run_dir(run, results_dir))
-    common.stderr_console().print(f"wrote {Path(result.run_dir) / 'result.json'} "
-                                  f"({'valid' if result.valid else 'INVALID'}, status {result.status})")
+    message(common.stderr_console(), f"wrote {Path(result.run_dir) / 'result.json'} "
+                                     f"({'valid' if result.valid else 'INVALID'}, status {result.status})")
 
 
 def register(app: typer.Typer) -> None:

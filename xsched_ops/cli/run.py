@@ -67,8 +67,8 @@ def invalid_run_error(result: RunResult) -> InvalidRunError:
 def finish(outcome: RunOutcome, as_json: bool, no_report: bool, extra: dict | None = None,
            baseline_run: RunResult | None = None, after=None) -> Comparison | None:
     """Print what a run gave (run table, comparison, report path); raise the error that decides the exit code."""
+    from xsched_ops.cli.render import message, render_run
     from xsched_ops.results.compare import COMPARISON_VERSION
-    from xsched_ops.results.render import render_run
 
     console = common.stderr_console()
     result = outcome.result
@@ -115,10 +115,10 @@ def finish(outcome: RunOutcome, as_json: bool, no_report: bool, extra: dict | No
 
             print_comparison(comparison, as_json=False)
         if report_path:
-            console.print(f"report: {report_path}")
+            message(console, f"report: {report_path}")
         elif report_problem:
-            console.print(report_problem, style="yellow")
-        console.print(f"results: {outcome.run_dir}")
+            message(console, report_problem, style="yellow")
+        message(console, f"results: {outcome.run_dir}")
     if error is not None:
         raise error
     if after is not None:

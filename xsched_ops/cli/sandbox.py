@@ -47,6 +47,7 @@ def remove(name: str = typer.Argument(..., help="Sandbox to remove.")) -> None:
     common.stderr_console().print(f"removed sandbox {info.name} ({info.scenario})", highlight=False, markup=False)
 
 
+@sandbox_app.command("ls", hidden=True)  # docker's word for it
 @sandbox_app.command("list")
 def list_command() -> None:
     """List sandbox containers with their scenario."""
@@ -67,14 +68,15 @@ def list_command() -> None:
 @sandbox_app.command("scenarios")
 def scenarios_command() -> None:
     """List the scenarios with what each sets up."""
-    from rich.table import Table
+    from rich.text import Text
 
+    from xsched_ops.cli.render import plain_table, print_table
     from xsched_ops.sandbox import SCENARIOS
 
-    table = Table("scenario", "description", box=None, show_lines=False)
+    table = plain_table("scenario", "description")
     for scenario in SCENARIOS.values():
-        table.add_row(scenario.name, scenario.description)
-    common.stdout_console().print(table)
+        table.add_row(Text(scenario.name), Text(scenario.description))
+    print_table(common.stdout_console(), table)
 
 
 @sandbox_app.command("prune")
@@ -92,7 +94,8 @@ def prune_command(
 
     Only the repository xsched-ops-sandbox is touched; an image that another tag still names is only untagged.
 
-    Prints one line per image removed with its size, then the total; --json: {"version": 1, ...} on stdout.
+    Prints one line per image removed with its size, then the total; --json: the same as a JSON document
+    (schema version 1) on stdout.
     """
     from xsched_ops.errors import EngineError
     from xsched_ops.sandbox import prune
