@@ -136,3 +136,19 @@ def test_a_lost_run_is_said_in_the_report_and_the_summary(tmp_path: Path) -> Non
     assert "Cells without results" in page and "low.xsched.threshold=8: unreadable: run run-t8" in page
     [result] = tuning(table)
     assert result.recommendation.setting == "low.xsched.threshold=4"
+
+
+def test_report_command_takes_a_sweep_folder_alone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = _threshold_sweep(tmp_path)
+    out = tmp_path / "out.html"
+    done = subprocess.run([sys.executable, "-m", "xsched_ops", "report", str(folder), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out) and "recommended: low.xsched.threshold=4" in out.read_text()
+    both = subprocess.run([sys.executable, "-m", "xsched_ops", "report", str(folder), "run-a"],
+                          capture_output=True, text=True, timeout=120)
+    assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1
+    assert "a sweep folder is reported alone" in both.stderr and "Traceback" not in both.stderr
