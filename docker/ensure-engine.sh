@@ -14,6 +14,8 @@ command -v g++ >/dev/null 2>&1 || missing+=(g++)
 for extra in "$@"; do
   case "$extra" in
     chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
+    # tests/test_docker_host_ssh.py: an sshd of the test's own on a loopback port
+    openssh-server) [ -x /usr/sbin/sshd ] || missing+=(openssh-server) ;;
     *) missing+=("$extra") ;;
   esac
 done

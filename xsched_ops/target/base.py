@@ -172,6 +172,10 @@ class Target(abc.ABC):
         """Whether the target can still run commands (a container can be stopped under us)."""
         return True
 
+    def why_not_running(self) -> str | None:
+        """Why the target cannot run commands any more (stopped, removed, engine gone), or None while it can."""
+        return None
+
     def __enter__(self) -> Target:
         return self
 

@@ -8,6 +8,10 @@
   array, so nothing is expanded by a shell.
 * A stopped ``docker exec`` client does not stop the process inside the container; on timeout
   or Ctrl-C every process carrying the command's marker variable is killed in the container.
+* A container stopped, killed or removed under a command, or an engine that stopped answering
+  (given ``ENGINE_RETURN_S`` to come back from a restart), is one line (exit 10, 11 or 12); once
+  the container's main process is gone its files (read through ``/proc/PID/root``) raise that
+  error instead of reading as missing.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.models.containers import Container
 
 from xsched_ops.errors import (
@@ -43,31 +48,15 @@ from xsched_ops.target.base import (
     exec_marker,
     new_exec_id,
 )
-from xsched_ops.target.fs import RootedFS, TargetFS
+from xsched_ops.target.fs import ProcessRootFS, RootedFS, TargetFS
+from xsched_ops.target.marked import MARKED_SCRIPT
 from xsched_ops.target.streaming import LineSplitter
+
+# Seconds an engine that stopped answering gets to come back (a restart) before the target counts as lost.
+ENGINE_RETURN_S = 5.0
 
 # Label carried by every container xsched-ops creates, so that none is left unfindable.
 MANAGED_LABEL = "org.xsched-ops.managed"
-
-# Finds every process whose initial environment carries the marker; lists it ("list") or signals
-# it. Fixed text: the values travel as arguments. It runs with the container's default
-# environment, so it never matches itself.
-_MARKED_SCRIPT = r"""
-action="$1"; marker="$2"
-for dir in /proc/[0-9]*; do
-  pid="${dir#/proc/}"
-  [ "$pid" = "$$" ] && continue
-  if tr '\000' '\n' < "$dir/environ" 2>/dev/null | grep -qxF "$marker"; then
-    if [ "$action" = "list" ]; then
-      printf '%s\t%s\n' "$pid" "$(tr '\000' ' ' < "$dir/cmdline" 2>/dev/null)"
-    else
-      kill -s "$action" "$pid" 2>/dev/null && printf '%s\n' "$pid"
-    fi
-  fi
-done
-true
-"""
-
 
 def _parse_env(entries: list[str] | None) -> dict[str, str]:
     environment: dict[str, str] = {}
@@ -84,6 +73,7 @@ class ContainerTarget(Target):
         self._client = client
         self._container = container
         self._address = address
+        self._engine_gone = False
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -116,26 +106,66 @@ class ContainerTarget(Target):
         self._client.close()
 
     def is_running(self) -> bool:
-        """Whether the container still runs (False once it was stopped, killed or removed)."""
+        """Whether the container still runs (False once it was stopped, killed or removed).
+
+        An engine that stopped answering is given ``ENGINE_RETURN_S`` to come back (a restart);
+        if it does not, the container cannot run commands: False.
+        """
         try:
-            self._container.reload()
+            self._reload_awaiting_engine()
         except docker.errors.NotFound:
             return False
         except docker.errors.APIError:
             return True  # the engine did not say: assume nothing changed
+        except requests.exceptions.RequestException:
+            return False
         return self._container.status == "running"
+
+    def why_not_running(self) -> str | None:
+        if self.is_running():
+            return None
+        return self._stopped_error().message
+
+    def _reload_awaiting_engine(self) -> None:
+        try:
+            self._container.reload()
+        except docker.errors.APIError:
+            raise
+        except requests.exceptions.RequestException:
+            # Waited for once: an engine that did not come back is not waited for again.
+            if self._engine_gone or not engine.wait_for_engine(self._client, ENGINE_RETURN_S):
+                self._engine_gone = True
+                raise
+            self._container.reload()
 
     def _stopped_error(self) -> XSchedOpsError:
         try:
-            self._container.reload()
+            self._reload_awaiting_engine()
         except docker.errors.NotFound:
             return ContainerNotFoundError(f"container {self.name!r} was removed while xsched-ops worked in it",
                                           "what could be kept is kept; recreate the container to run again")
         except docker.errors.APIError:
             pass
+        except requests.exceptions.RequestException as err:
+            return engine.engine_lost(self._address, err)
         return ContainerNotRunningError(
             f"container {self.name!r} stopped while xsched-ops worked in it (now {self._container.status})",
             f"start it with `docker start {self.name}` and run again")
+
+    def _raise_if_removed(self) -> None:
+        """A 404 of a file request may mean that the container itself is gone, and its files with it."""
+        try:
+            with self._engine_lost_is_an_error():
+                self._container.reload()
+            gone = self._container.status in ("removing", "dead")  # `docker rm -f` still at work
+        except docker.errors.NotFound:
+            gone = True
+        except docker.errors.APIError:
+            gone = False
+        if gone:
+            raise ContainerNotFoundError(
+                f"container {self.name!r} was removed, and its files with it",
+                "what was copied out before is kept; recreate the container to run again")
 
     @contextlib.contextmanager
     def _gone_is_an_error(self) -> Iterator[None]:
@@ -148,6 +178,20 @@ class ContainerTarget(Target):
             if err.status_code == 409 or not self.is_running():
                 raise self._stopped_error() from err
             raise
+        except requests.exceptions.RequestException as err:
+            # The engine stopped answering (after the bounded retries): a restart stops the
+            # container, a stopped engine leaves nothing to ask.
+            raise self._stopped_error() from err
+
+    @contextlib.contextmanager
+    def _engine_lost_is_an_error(self) -> Iterator[None]:
+        """A request that found no engine (after the bounded retries) becomes one line (exit 10)."""
+        try:
+            yield
+        except docker.errors.APIError:
+            raise  # an answer (APIError is also a requests HTTPError), not a lost engine
+        except requests.exceptions.RequestException as err:
+            raise engine.engine_lost(self._address, err) from err
 
     @property
     def container(self) -> Container:
@@ -246,6 +290,8 @@ class ContainerTarget(Target):
         if failure and not timed_out:
             if not self.is_running():
                 raise self._stopped_error() from failure[0]
+            if engine.is_connection_lost(failure[0]):
+                raise engine.engine_lost(self._address, failure[0]) from failure[0]
             raise failure[0]
         with self._gone_is_an_error():
             exit_code = self._wait_exit_code(exec_api_id)
@@ -273,7 +319,7 @@ class ContainerTarget(Target):
     def _run_marked_script(self, action: str, marker: str) -> list[str]:
         with self._gone_is_an_error():
             result = engine.call_engine(
-                self._container.exec_run, ["sh", "-c", _MARKED_SCRIPT, "xsched-ops-marked", action, marker],
+                self._container.exec_run, ["sh", "-c", MARKED_SCRIPT, "xsched-ops-marked", action, marker],
                 user="root",
             )
         return result.output.decode(errors="replace").splitlines()
@@ -314,11 +360,13 @@ class ContainerTarget(Target):
 
     def copy_out(self, source: str, destination: Path) -> Path:
         try:
-            chunks, _stat = engine.call_engine(self._container.get_archive, source)
+            with self._engine_lost_is_an_error():
+                chunks, _stat = engine.call_engine(self._container.get_archive, source)
         except docker.errors.NotFound:
+            self._raise_if_removed()
             raise TargetPathError(f"{self.name}:{source}: no such file or folder in the container",
                                   "check the path with `docker exec NAME ls`") from None
-        with spool_chunks(chunks) as archive:
+        with self._engine_lost_is_an_error(), spool_chunks(chunks) as archive:
             safe_extract(archive, Path(destination), f"{self.name}:{source}")
         return Path(destination) / posixpath.basename(posixpath.normpath(source))
 
@@ -326,10 +374,13 @@ class ContainerTarget(Target):
         import tarfile
 
         try:
-            chunks, _stat = engine.call_engine(self._container.get_archive, path)
+            with self._engine_lost_is_an_error():
+                chunks, _stat = engine.call_engine(self._container.get_archive, path)
         except docker.errors.NotFound:
+            self._raise_if_removed()
             raise TargetPathError(f"{self.name}:{path}: no such file in the container", "check the path") from None
-        with spool_chunks(chunks) as spool, tarfile.open(fileobj=spool, mode="r:") as archive:
+        with self._engine_lost_is_an_error(), spool_chunks(chunks) as spool, \
+                tarfile.open(fileobj=spool, mode="r:") as archive:
             for member in archive:
                 if member.isfile():
                     handle = archive.extractfile(member)
@@ -372,7 +423,7 @@ class ContainerTarget(Target):
         pid = self._container.attrs.get("State", {}).get("Pid", 0)
         root = f"/proc/{pid}/root"
         if pid and os.access(root, os.R_OK | os.X_OK) and self._is_same_host(root):
-            return RootedFS(root)
+            return ProcessRootFS(pid, self._stopped_error)
         return None
 
     def _is_same_host(self, root: str) -> bool:

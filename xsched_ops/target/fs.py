@@ -17,7 +17,10 @@ from __future__ import annotations
 import os
 import posixpath
 import stat as stat_module
-from typing import BinaryIO, Protocol
+from collections.abc import Callable
+from typing import BinaryIO, Protocol, TypeVar
+
+T = TypeVar("T")
 
 _MAX_SYMLINK_HOPS = 40  # the kernel's own limit (ELOOP)
 
@@ -79,6 +82,7 @@ class RootedFS:
             try:
                 info = os.lstat(self._host(candidate))
             except OSError:
+                self._on_missing()
                 # Missing: keep the remaining components as they are.
                 rest = [candidate] + list(reversed(pending))
                 return posixpath.normpath("/".join(rest))
@@ -94,6 +98,9 @@ class RootedFS:
                 continue
             resolved = candidate
         return resolved
+
+    def _on_missing(self) -> None:
+        """Called when a path is not there, before that is answered (see ``ProcessRootFS``)."""
 
     # -- operations ---------------------------------------------------------------------------
     def open(self, path: str) -> BinaryIO:
@@ -131,6 +138,55 @@ class RootedFS:
     def readlink(self, path: str) -> str:
         parent = self.realpath(posixpath.dirname(path) or "/")
         return os.readlink(self._host(posixpath.join(parent, posixpath.basename(path))))
+
+
+class ProcessRootFS(RootedFS):
+    """The root file system of a running process, ``/proc/PID/root`` (a container's main process).
+
+    When the process ends (the container was stopped, killed or removed, or its engine restarted),
+    every path under it vanishes: that must not read as "the file is missing". Each operation that
+    finds nothing first checks that the process still exists, and raises ``lost()`` when it does not.
+    """
+
+    def __init__(self, pid: int, lost: Callable[[], BaseException]) -> None:
+        super().__init__(f"/proc/{pid}/root")
+        self._lost = lost
+        self._root_identity = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.root)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def _on_missing(self) -> None:
+        # Gone, or the pid now belongs to another process with another root.
+        identity = self._identity()
+        if identity is None or identity != self._root_identity:
+            raise self._lost()
+
+    def _checked(self, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except OSError:
+            self._on_missing()
+            raise
+
+    def open(self, path: str) -> BinaryIO:
+        return self._checked(lambda: super(ProcessRootFS, self).open(path))
+
+    def stat(self, path: str) -> os.stat_result:
+        return self._checked(lambda: super(ProcessRootFS, self).stat(path))
+
+    def lstat(self, path: str) -> os.stat_result:
+        return self._checked(lambda: super(ProcessRootFS, self).lstat(path))
+
+    def listdir(self, path: str) -> list[str]:
+        return self._checked(lambda: super(ProcessRootFS, self).listdir(path))
+
+    def readlink(self, path: str) -> str:
+        return self._checked(lambda: super(ProcessRootFS, self).readlink(path))
 
 
 class HostFS(RootedFS):
