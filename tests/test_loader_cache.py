@@ -18,8 +18,8 @@ import subprocess
 import pytest
 
 from xsched_ops.cli import invoke
-from xsched_ops.elf import ldcache, read_elf, read_ld_so_cache, reader
-from xsched_ops.loader import analyze, analyze_many, clear_caches, model
+from xsched_ops.elf import dynsym, ldcache, read_elf, read_ld_so_cache
+from xsched_ops.loader import analyze, analyze_many, clear_caches, symbols
 from xsched_ops.target.fs import HostFS, RootedFS
 
 ENV = {"PATH": "/usr/bin:/bin"}
@@ -80,26 +80,26 @@ def test_a_changed_ld_so_cache_is_parsed_again(cache_parses: list[str], tmp_path
 
 def test_each_symbol_table_is_read_once_per_process() -> None:
     fs = HostFS()
-    before = reader.SYMBOL_TABLE_READS
+    before = dynsym.SYMBOL_TABLE_READS
     reports = list(analyze_many(fs, PROGRAMS, ENV))
-    read = reader.SYMBOL_TABLE_READS - before
+    read = dynsym.SYMBOL_TABLE_READS - before
     files = {obj.real_path for report in reports for obj in report.objects}
     assert 0 < read <= len(files)
     for program in PROGRAMS:  # again, one by one and in a batch: nothing is read again
         analyze(fs, program, ENV)
     list(analyze_many(HostFS(), PROGRAMS, ENV))
-    assert reader.SYMBOL_TABLE_READS - before == read
+    assert dynsym.SYMBOL_TABLE_READS - before == read
 
 
 def test_a_global_scope_is_indexed_once_for_every_program_that_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[tuple[str, ...]] = []
-    original = model._ScopeIndex.__init__
+    original = symbols.ScopeIndex.__init__
 
     def counting(self, elfs):
         built.append(tuple(sorted(elf.path for elf in elfs)))
         original(self, elfs)
 
-    monkeypatch.setattr(model._ScopeIndex, "__init__", counting)
+    monkeypatch.setattr(symbols.ScopeIndex, "__init__", counting)
     reports = list(analyze_many(HostFS(), PROGRAMS, ENV))
     scopes = {tuple(sorted(obj.real_path for obj in report.objects[1:])) for report in reports}
     assert len(scopes) < len(PROGRAMS)  # coreutils share their libraries

@@ -12,6 +12,12 @@ Public API::
     LdCache.lookup(name, required_flags, supported_hwcaps) -> CacheEntry | None
     read_ld_so_conf(fs, path="/etc/ld.so.conf") -> list[str]
     demangle_many(names) -> dict[str, str]; demangle(name) -> str; demangle_builtin(name) -> str
+
+``ElfObject`` also keeps what the loader checks before it maps a file (``header``, ``segments``,
+``dynamic_segment``, ``dynamic_entries``, ``dynamic_terminated``); ``xsched_ops.loader.verify``
+judges them. Modules: ``reader`` (the dynamic view and its cache), ``constants`` (elf.h),
+``symtab`` (the decoded symbol table), ``dynsym`` (reading it), ``ranges`` (byte ranges),
+``ldcache``, ``demangle``.
 """
 
 from xsched_ops.elf.demangle import demangle, demangle_builtin, demangle_many
@@ -25,6 +31,7 @@ from xsched_ops.elf.ldcache import (
 )
 from xsched_ops.elf.reader import (
     ElfObject,
+    LoadSegment,
     Symbol,
     SymbolReference,
     SymbolTable,
@@ -37,7 +44,7 @@ from xsched_ops.elf.reader import (
 )
 
 __all__ = [
-    "CacheEntry", "ElfObject", "LdCache", "Symbol", "SymbolReference", "SymbolTable", "VersionDefinition",
+    "CacheEntry", "ElfObject", "LdCache", "LoadSegment", "Symbol", "SymbolReference", "SymbolTable", "VersionDefinition",
     "VersionNeed", "clear_cache", "demangle", "demangle_builtin", "demangle_many", "file_identity",
     "parse_ld_so_cache", "read_elf", "read_elf_header_kind", "read_ld_so_cache", "read_ld_so_conf",
     "required_cache_flags",

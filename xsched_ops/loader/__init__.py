@@ -10,7 +10,13 @@ Public API::
         breadth-first with reuse by name/SONAME/file, the RPATH -> LD_LIBRARY_PATH -> RUNPATH ->
         ld.so.cache -> default dirs search (hwcaps subfolders, $ORIGIN/$LIB/$PLATFORM,
         DF_1_NODEFLIB, wrong class/machine skipped), version needs, and symbol resolution in
-        the global scope (only when ``check_symbols``).
+        the global scope (only when ``check_symbols``). Damaged files get glibc's verdict in its
+        words (``verify``): too short, cut, another byte order, a loop, a directory; a file cut
+        after its program headers kills the process with SIGBUS, which the report says.
+
+    The search order is written once (``search.search_places``); ``LoaderModel.candidates`` lists
+    every usable file along the same walk. Modules: ``types`` (results), ``session``, ``search``,
+    ``verify``, ``symbols``, ``model``.
 
     analyze_many(fs, executables: Iterable[str], env, cwd="/", check_symbols=True, ...) -> Iterator[LoadReport]
         ``analyze`` for each file with one ``LoaderSession`` (the file system's answers shared).
