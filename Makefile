@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 $(BIN)/xsched-ops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ssh]'
 	@touch $@
 
 install: $(BIN)/xsched-ops
@@ -22,9 +22,10 @@ install-torch: install
 	@# transformers: the llm-decode profile's model file is tested on the CPU with a tiny GPT-2.
 	@$(BIN)/python -c "import transformers" 2>/dev/null || $(BIN)/pip install -q transformers
 
-# System tools (docker.io, debootstrap, g++, chromium for the report test) and a running engine.
+# System tools (docker.io, debootstrap, g++, chromium for the report test, openssh-server for the
+# ssh:// test) and a running engine.
 setup:
-	bash docker/ensure-engine.sh chromium
+	bash docker/ensure-engine.sh chromium openssh-server
 
 test: setup install install-torch
 	$(BIN)/pytest -ra

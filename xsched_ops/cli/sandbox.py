@@ -26,12 +26,16 @@ def _progress(message: str) -> None:
 def create(
     name: str = typer.Argument(..., help="Name of the new container."),
     scenario: str = typer.Option("ok", "--scenario", "-s", help="What to set up (see `xsched-ops sandbox scenarios`)."),
+    mirror: str | None = typer.Option(None, "--mirror", metavar="URL",
+                                      help="Debian mirror for building the sandbox image (default: "
+                                           "$XSCHED_OPS_DEBIAN_MIRROR, then the host's apt configuration)."),
 ) -> None:
     """Create a sandbox container with an XSched-like install and a scenario applied."""
     from xsched_ops.sandbox import create_sandbox, scenarios
 
     scenarios.get(scenario)  # an unknown name fails before anything is built
-    info = create_sandbox(name, scenario, docker_host=common.STATE.docker_host, progress=_progress)
+    info = create_sandbox(name, scenario, docker_host=common.STATE.docker_host, progress=_progress,
+                          mirror=mirror)
     common.stdout_console().print(info.name, markup=False)
     common.stderr_console().print(
         f"sandbox {info.name} ({info.scenario}) runs image {info.image}; try `xsched-ops doctor --container {info.name}`",

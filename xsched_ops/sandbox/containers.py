@@ -59,15 +59,18 @@ def _is_sandbox(container: Container) -> bool:
 
 
 def create_sandbox(name: str, scenario: str = "ok", docker_host: str | None = None,
-                   progress: ProgressCallback | None = None) -> SandboxInfo:
-    """Create and start sandbox ``name`` with ``scenario`` applied; return what was made."""
+                   progress: ProgressCallback | None = None, mirror: str | None = None) -> SandboxInfo:
+    """Create and start sandbox ``name`` with ``scenario`` applied; return what was made.
+
+    ``mirror``: the Debian mirror for building the image when the engine lacks it (default:
+    ``$XSCHED_OPS_DEBIAN_MIRROR``, then the host's apt configuration)."""
     report = progress or (lambda _message: None)
     chosen = scenarios.get(scenario)
     client = engine.connect(docker_host)
     address = engine.engine_address(docker_host)
     try:
         _refuse_existing(client, name)
-        tag = ensure_image(client, report)
+        tag = ensure_image(client, report, mirror=mirror)
         build = ensure_install(report)
         container = _start_container(client, name, tag, chosen, build)
     except BaseException:
