@@ -89,7 +89,9 @@ def print_report(console: Console, report: LoadReport) -> None:
         for step in preload.tried:
             say(f"tried {step.path} ({step.source}): {step.outcome}", indent="    ")
     for missing in report.not_found:
-        say(("not found:", "red"), f" {missing.name} (needed by {missing.needed_by}): {missing.message}")
+        refused = bool(missing.tried) and missing.tried[-1].outcome.startswith(("error: ", "killed: "))
+        label = "not loaded:" if refused else "not found:"  # a damaged file was found, and refused
+        say((label, "red"), f" {missing.name} (needed by {missing.needed_by}): {missing.message}")
         for step in missing.tried:
             say(f"tried {step.path} ({step.source}): {step.outcome}", indent="    ")
     for problem in report.version_problems:

@@ -204,7 +204,7 @@ def tree_lines(root: TreeNode, width: int) -> list[Text]:
             below = guides + ("    " if last else "│   ")
             for number, line in enumerate(wrap_text(child.label, max(1, width - len(below)), "", "  ")):
                 lead = guides + ("└── " if last else "├── ") if number == 0 else below
-                lines.append(Text(lead, style="dim") + line)
+                lines.append(Text.assemble((lead, "dim"), line))  # only the guide is dim
             walk(child, below)
 
     walk(root, "")
