@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 from rich.console import Console
 
+from xsched_ops.environment.base import SOURCE_CONFIGURED, BaseEnvironment
 from xsched_ops.environment.roles import (
     RUN_MARK_VARIABLE,
     as_configured_environment,
@@ -14,10 +16,15 @@ from xsched_ops.environment.roles import (
     role_scheduling,
     spec_role_env,
 )
-from xsched_ops.errors import UsageError
+from xsched_ops.errors import InvalidRunError, RunFailedError, UsageError
+from xsched_ops.experiment.diagnosis import doctor_findings_hint, roles_killed_by_signal, trial_error
+from xsched_ops.experiment.interrupt_hold import InterruptHold
 from xsched_ops.experiment.modes import mode_plan, trial_order
 from xsched_ops.experiment.progress import RunProgress
+from xsched_ops.experiment.trial_environments import role_runtime, trial_environments
 from xsched_ops.profiles import load_profile
+from xsched_ops.results import TrialMeta
+from xsched_ops.target.local import LocalTarget
 from xsched_ops.xsched import platforms
 from xsched_ops.xsched.install import XSchedInstall
 
@@ -112,3 +119,68 @@ def test_progress_feed_reads_the_workload_stream() -> None:
     assert figures.low_iterations == 10
     assert "high" in figures.started_roles
     assert figures.other_lines == ["stderr: ld.so: object cannot be preloaded", "stdout: {not json"]
+
+
+# -- the run's jobs beside the orchestrator: failure diagnosis, Ctrl-C held, trial environments ------
+
+def _failed_meta(status: str = "failed") -> TrialMeta:
+    return TrialMeta(mode="xsched", repeat=0, placement="processes", backend="sim", simulated=True, duration_s=5.0,
+                     status=status, reason="the workload launcher exited with code 1", expected_xsched=True)
+
+
+def test_a_loader_failure_before_any_role_started_is_an_invalid_run(tmp_path) -> None:
+    output = "stderr: python3: symbol lookup error: /x/libshimhip.so: undefined symbol: _ZTIN6xsched3hip10HipCommandE"
+    error = trial_error("01 xsched", _failed_meta(), {"start": 0, "sample": 0, "iteration": 0}, output, tmp_path,
+                        None, "sim", tmp_path)
+    assert isinstance(error, InvalidRunError) and "the loader failed on the XSched environment" in error.one_line()
+    # The same output once a role started is a trial that did not complete, nothing more.
+    error = trial_error("01 xsched", _failed_meta("partial"), {"start": 1, "sample": 3, "iteration": 0}, output,
+                        tmp_path, None, "sim", tmp_path)
+    assert isinstance(error, RunFailedError) and "marked partial" in str(error.hint)
+
+
+def test_roles_killed_by_a_signal_while_starting_name_the_doctor_s_failures(tmp_path) -> None:
+    events = [{"event": "launcher", "what": "role_exited", "role": "high", "returncode": -11},
+              {"event": "launcher", "what": "role_exited", "role": "low", "returncode": 0}]
+    (tmp_path / "launcher.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert roles_killed_by_signal(tmp_path) == {"high": "SIGSEGV"}
+    record = {"findings": [{"id": "runtime-lib", "severity": "fail", "title": "XSCHED_HIP_LIB points at the shim"},
+                           {"id": "gpu", "severity": "fail", "title": "no GPU"}]}
+    error = trial_error("01 xsched", _failed_meta(), {"start": 0, "sample": 0, "iteration": 0},
+                        "stderr: Segmentation fault", tmp_path, record, "sim", tmp_path)
+    assert isinstance(error, InvalidRunError)
+    assert "high (SIGSEGV) died while starting" in error.one_line()
+    # The simulated backend needs no GPU: only the runtime-lib failure is named.
+    assert "runtime-lib: XSCHED_HIP_LIB points at the shim" in str(error.hint) and "no GPU" not in str(error.hint)
+    assert "gpu: no GPU" in doctor_findings_hint(record, "torch")
+
+
+def test_ctrl_c_is_held_until_the_hold_stops_and_a_second_one_goes_through() -> None:
+    hold = InterruptHold()
+    hold.start()
+    try:
+        signal.raise_signal(signal.SIGINT)
+        assert hold.received
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        assert hold.stop()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not hold.stop()
+
+
+def test_trial_environments_keep_the_launcher_native_and_give_each_role_its_own(install: XSchedInstall) -> None:
+    profile = load_profile("intensive")
+    base = BaseEnvironment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/rocm/lib"}, SOURCE_CONFIGURED)
+    native = trial_environments(base, install, LocalTarget(), profile, mode_plan("baseline", profile), "m1",
+                                None, False)
+    assert native.launcher == {**base.env, RUN_MARK_VARIABLE: "m1"}
+    assert {role.method for role in native.roles.values()} == {"native"} and native.spec_env["high"] == {}
+    xsched = trial_environments(base, install, LocalTarget(), profile, mode_plan("xsched", profile), "m1",
+                                None, False, {"EXTRA": "1"})
+    assert xsched.launcher["EXTRA"] == "1" and "LD_PRELOAD" not in xsched.launcher
+    high = xsched.spec_env["high"]
+    assert high["LD_PRELOAD"] == f"{PREFIX}/lib/libshimhip.so" and high["XSCHED_AUTO_XQUEUE_PRIORITY"] == "1"
+    assert xsched.roles["low"].method == "as-configured" and xsched.roles["low"].env["EXTRA"] == "1"
+    assert role_runtime(mode_plan("xsched", profile), install, "libpath")["library"] == "libamdhip64.so"
+    assert role_runtime(mode_plan("baseline", profile), install, "preload") is None

@@ -1,7 +1,8 @@
 """The simulated device's copy of XSched's scheduler rule agrees with the host package's.
 
-The workload cannot import xsched_ops, so simdevice.effective_scheduler mirrors
-xsched_ops.xsched.settings.effective_scheduler; this table keeps the two together.
+The workload cannot import xsched_ops, so xsched_decision.effective_scheduler (the simulated
+device's decision) mirrors xsched_ops.xsched.settings.effective_scheduler; this table keeps the
+two together.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from xsched_ops.workload import SOURCE_DIR
 from xsched_ops.xsched.settings import POLICIES, effective_scheduler
 
 sys.path.insert(0, str(SOURCE_DIR.parent))
-from xsched_ops_workload import simdevice  # noqa: E402
+from xsched_ops_workload import xsched_decision  # noqa: E402
 
 ENVIRONMENTS = [
     {},
@@ -40,11 +41,11 @@ ENVIRONMENTS = [
 @pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda env: ",".join(f"{k}={v}" for k, v in env.items()) or "unset")
 def test_the_copy_agrees_with_xsched_settings(env):
     host = effective_scheduler(env)
-    assert simdevice.effective_scheduler(env) == (host.kind, host.reason)
+    assert xsched_decision.effective_scheduler(env) == (host.kind, host.reason)
 
 
 def test_the_policy_lists_agree():
-    assert simdevice.KNOWN_POLICIES == POLICIES
+    assert xsched_decision.KNOWN_POLICIES == POLICIES
 
 
 def test_the_table_covers_every_kind():

@@ -32,13 +32,9 @@ sys.path.insert(0, str(SOURCE_DIR.parent))
 from xsched_ops_workload.arrivals import arrival_trace  # noqa: E402
 from xsched_ops_workload.events import EventLog  # noqa: E402
 from xsched_ops_workload.evidence import read_environ, read_maps, shim_paths_from_maps  # noqa: E402
-from xsched_ops_workload.simdevice import (  # noqa: E402
-    SimDevice,
-    SimQueueClient,
-    XServerUnavailable,
-    decide_xsched,
-    query_xserver,
-)
+from xsched_ops_workload.simclient import SimQueueClient  # noqa: E402
+from xsched_ops_workload.simdevice import SimDevice  # noqa: E402
+from xsched_ops_workload.xsched_decision import XServerUnavailable, decide_xsched, query_xserver  # noqa: E402
 
 MAIN = str(SOURCE_DIR / "__main__.py")
 
@@ -434,7 +430,7 @@ def test_glb_without_xserver_stays_native(tmp_path, fake_shim):
 GLB_CLIENT = """
 import json, sys, threading
 sys.path.insert(0, sys.argv[2])
-from xsched_ops_workload.simdevice import SimQueueClient
+from xsched_ops_workload.simclient import SimQueueClient
 client = SimQueueClient(sys.argv[1], "high")
 print(json.dumps(client.decision), flush=True)
 def run(tag):
@@ -572,3 +568,32 @@ def test_open_loop_generator_keeps_the_rate_and_counts_queueing(tmp_path):
         assert sample["done_s"] - sample["intended_s"] >= service
     end = events[-1]
     assert end["event"] == "end" and end["unfinished"] == 600 - len(served)
+
+
+def test_every_workload_module_imports_only_the_standard_library_and_its_own_package() -> None:
+    # The package is copied into the target as it is (every *.py of its folder) and run by the
+    # target's python3, which has none of the host package's dependencies (torch is imported lazily).
+    import ast
+
+    lazily_allowed = {"torch", "torchvision"}
+    for module in sorted(SOURCE_DIR.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "xsched_ops_workload" or (
+                    top in lazily_allowed and node.col_offset > 0), f"{module.name} imports {name}"
+
+
+def test_the_simulated_device_s_names_stay_where_the_launcher_and_roles_import_them() -> None:
+    from xsched_ops_workload import simclient, simdevice, xsched_decision
+
+    assert simdevice.SimQueueClient is simclient.SimQueueClient
+    assert simdevice.decide_xsched is xsched_decision.decide_xsched
+    assert {"simdevice.py", "simclient.py", "xsched_decision.py"} <= {p.name for p in SOURCE_DIR.glob("*.py")}

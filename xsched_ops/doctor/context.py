@@ -13,7 +13,10 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
+from xsched_ops.environment import stored_env
+from xsched_ops.environment.base import BaseEnvironment, choose_base
 from xsched_ops.environment.builder import BuiltEnvironment, build_environment
+from xsched_ops.environment.stored_env import StoredEnvironment
 from xsched_ops.errors import XSchedOpsError
 from xsched_ops.target.base import Target
 from xsched_ops.target.fs import TargetFS
@@ -53,23 +56,23 @@ class DoctorContext:
             return None
 
     @cached_property
-    def stored(self) -> dict | None:
+    def stored(self) -> StoredEnvironment | None:
         if not self.use_stored_environment:
             return None
-        from xsched_ops.environment import stored_env
-
         return stored_env.load(self.target, self._reachable_fs())
+
+    @cached_property
+    def base(self) -> BaseEnvironment:
+        """What xsched-ops runs start from: the stored fix when there is one, else the target's Env."""
+        return choose_base(self.stored, lambda: self.configured_environment)
 
     @property
     def environment_source(self) -> str:
-        return "stored by doctor --fix" if self.stored is not None else "the target's configured environment"
+        return self.base.source
 
-    @cached_property
+    @property
     def environment(self) -> dict[str, str]:
-        """What xsched-ops runs start from: the stored fix when there is one, else the target's Env."""
-        if self.stored is not None:
-            return dict(self.stored["env"])
-        return self.configured_environment
+        return self.base.env
 
     @cached_property
     def install_or_error(self) -> XSchedInstall | XSchedOpsError:

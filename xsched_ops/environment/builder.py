@@ -18,16 +18,17 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from xsched_ops.elf.ldcache import read_ld_so_cache
 from xsched_ops.environment.loader_vars import split_path_list, split_preload
+from xsched_ops.environment.route import Route
 from xsched_ops.target.fs import TargetFS
 from xsched_ops.xsched import platforms
 from xsched_ops.xsched.install import XSchedInstall
 from xsched_ops.xsched.settings import POLICIES, SETTINGS, RoleScheduling, effective_scheduler
 
-Route = Literal["preload", "libpath"]
+__all__ = ["BuiltEnvironment", "EnvChange", "Route", "build_environment", "find_real_runtime",
+           "is_shim_or_softlink", "shadowing_folders", "shim_lacks_hal_dependency", "xsched_library_names"]
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from xsched_ops.environment import stored_env
+from xsched_ops.environment.base import SOURCE_CONFIGURED, SOURCE_STORED, BaseEnvironment, base_environment
 from xsched_ops.environment.builder import build_environment
 from xsched_ops.environment.loader_vars import split_path_list, split_preload
+from xsched_ops.environment.route import with_xsched_reachable
 from xsched_ops.profiles import Profile
-from xsched_ops.target.base import EXEC_MARKER_VARIABLE, Target
+from xsched_ops.target.base import EXEC_MARKER_VARIABLE
 from xsched_ops.target.fs import TargetFS
 from xsched_ops.xsched.install import XSchedInstall
 from xsched_ops.xsched.settings import SETTINGS, RoleScheduling
@@ -34,18 +35,10 @@ from xsched_ops.xsched.settings import SETTINGS, RoleScheduling
 # still alive in the target can be found and ended, whatever started it.
 RUN_MARK_VARIABLE = "XSCHEDOPS_RUN_MARK"  # not XSCHED_*: the workload records those as XSched settings
 
-SOURCE_STORED = "stored by doctor --fix"
-SOURCE_CONFIGURED = "the target's configured environment"
-
-
-@dataclass(frozen=True)
-class BaseEnvironment:
-    env: dict[str, str]
-    source: str  # SOURCE_STORED or SOURCE_CONFIGURED
-
-    @property
-    def stored(self) -> bool:
-        return self.source == SOURCE_STORED
+# Re-exported: where a run's environment starts is environment.base's (one home).
+__all__ = ["RUN_MARK_VARIABLE", "SOURCE_CONFIGURED", "SOURCE_STORED", "BaseEnvironment", "RoleEnvironment",
+           "as_configured_environment", "base_environment", "native_environment", "role_scheduling",
+           "spec_role_env", "xsched_role_environment"]
 
 
 @dataclass(frozen=True)
@@ -56,13 +49,6 @@ class RoleEnvironment:
     env: dict[str, str]
     method: str  # "native", "computed", "as-configured"
     notes: list[str] = field(default_factory=list)
-
-
-def base_environment(target: Target, use_stored: bool = True) -> BaseEnvironment:
-    document = stored_env.load(target) if use_stored else None
-    if document is not None:
-        return BaseEnvironment(dict(document["env"]), SOURCE_STORED)
-    return BaseEnvironment(dict(target.environment()), SOURCE_CONFIGURED)
 
 
 def _clean(env: Mapping[str, str]) -> dict[str, str]:
@@ -101,13 +87,7 @@ def role_scheduling(profile: Profile, role: str) -> RoleScheduling:
 def as_configured_environment(base: Mapping[str, str], install: XSchedInstall, route: str,
                               scheduling: RoleScheduling) -> dict[str, str]:
     """The user's environment plus only what XSched needs: the shim (or its lib folder) and the settings."""
-    env = _clean(base)
-    if route == "libpath":
-        entries = [entry for entry in split_path_list(env.get("LD_LIBRARY_PATH", "")) if entry != install.lib_dir]
-        env["LD_LIBRARY_PATH"] = ":".join([install.lib_dir, *entries])
-    else:
-        preloads = [entry for entry in split_preload(env.get("LD_PRELOAD", "")) if entry != install.shim_path]
-        env["LD_PRELOAD"] = " ".join([install.shim_path, *preloads])
+    env = with_xsched_reachable(_clean(base), route, shim_path=install.shim_path, lib_dir=install.lib_dir)
     env.update(scheduling.as_environment())
     return env
 

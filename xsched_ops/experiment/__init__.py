@@ -6,7 +6,8 @@ and leaves ``results/<run-id>/`` finalized; ``fix_and_rerun`` is the one-command
 """
 
 from xsched_ops.experiment.modes import DEFAULT_MODES, ModePlan, mode_plan, trial_order
-from xsched_ops.experiment.orchestrator import ExperimentOptions, RunOutcome, run_experiment
+from xsched_ops.experiment.options import ExperimentOptions, RunOutcome
+from xsched_ops.experiment.orchestrator import run_experiment
 
 __all__ = ["DEFAULT_MODES", "ExperimentOptions", "ModePlan", "RunOutcome", "mode_plan", "run_experiment",
            "trial_order"]

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.console import Console
 
@@ -23,9 +23,11 @@ from xsched_ops.doctor import DoctorContext, Finding, run_checks
 from xsched_ops.doctor.fixes import Action, apply, plan
 from xsched_ops.doctor.ground_truth import RealLoad, libraries_for_route, real_load, without_global_scheduler
 from xsched_ops.doctor.summary import summarize
-from xsched_ops.environment.roles import base_environment, xsched_role_environment
+from xsched_ops.environment.base import base_environment
+from xsched_ops.environment.roles import xsched_role_environment
 from xsched_ops.errors import InvalidRunError
-from xsched_ops.experiment.orchestrator import ExperimentOptions, RunOutcome, run_experiment
+from xsched_ops.experiment.options import ExperimentOptions, RunOutcome
+from xsched_ops.experiment.orchestrator import run_experiment
 from xsched_ops.experiment.xserver import XServer
 from xsched_ops.results import RunResult
 from xsched_ops.results.models import SchedulerView
@@ -169,7 +171,10 @@ def find_valid_baseline(options: ExperimentOptions, target_name: str) -> RunResu
 
 def fix_and_rerun(target: Target, options: ExperimentOptions, console: Console, allow_lib_changes: bool,
                   on_doctor=None) -> FixOutcome:
-    """Run the whole flow; ``on_doctor(pass)`` is called after the doctor so the caller can print it."""
+    """Run the whole flow; ``on_doctor(pass)`` is called after the doctor so the caller can print it.
+
+    The run's options are a copy of ``options`` with the modes and the doctor's record filled in:
+    the caller's stay as they were."""
     doctor = doctor_and_fix(target, options, allow_lib_changes)
     if on_doctor is not None:
         on_doctor(doctor)
@@ -177,11 +182,10 @@ def fix_and_rerun(target: Target, options: ExperimentOptions, console: Console, 
     target_name = target.name if target.kind != "local" else "local"
     previous = find_valid_baseline(options, target_name)
     modes = ("xsched",) if previous is not None else ("baseline", "xsched")
-    options.modes = modes
-    options.doctor_summary = {"summary": doctor.summary_after, "environment_source": doctor.environment_source,
-                              "fix_actions": [action.as_dict() for action in doctor.actions],
-                              "verification": verification.as_dict()}
-    outcome = run_experiment(target, options, console)
+    doctor_summary = {"summary": doctor.summary_after, "environment_source": doctor.environment_source,
+                      "fix_actions": [action.as_dict() for action in doctor.actions],
+                      "verification": verification.as_dict()}
+    outcome = run_experiment(target, replace(options, modes=modes, doctor_summary=doctor_summary), console)
     notes = []
     if previous is not None:
         notes.append(f"baseline from the earlier valid run {previous.run_id} (same target, profile and backend)")

@@ -141,13 +141,17 @@ class Scenario:
         return (*self.expected, missing_device)
 
     def probe_env(self, container_env: Mapping[str, str]) -> dict[str, str]:
-        """The complete environment of the probe: the container's Env plus XSched reachable by the route."""
+        """The complete environment of the probe: the container's Env plus XSched reachable by the route
+        (``environment.route``'s rule, as the doctor and runs apply it)."""
+        from xsched_ops.environment.route import with_xsched_reachable
+
         environment = dict(container_env)
         if self.probe_preload is not None:
-            environment["LD_PRELOAD"] = self.probe_preload
+            environment = with_xsched_reachable(environment, "preload", shim_path=self.probe_preload,
+                                                lib_dir=posixpath.dirname(self.probe_preload))
         if self.probe_library_path is not None:
-            rest = environment.get("LD_LIBRARY_PATH", "")
-            environment["LD_LIBRARY_PATH"] = self.probe_library_path + (":" + rest if rest else "")
+            environment = with_xsched_reachable(environment, "libpath", shim_path=self.shim,
+                                                lib_dir=self.probe_library_path)
         return environment
 
 
