@@ -5,6 +5,7 @@ columns or in a pipe, each fix command whole on a line of its own."""
 from __future__ import annotations
 
 import io
+import posixpath
 from types import SimpleNamespace
 
 import pytest
@@ -12,10 +13,18 @@ from rich.console import Console
 
 from xsched_ops.cli import invoke
 from xsched_ops.cli.doctor import findings_table, lead_line, print_report
-from xsched_ops.doctor import checks_loader
+from xsched_ops.doctor import checks_loader, loader_explain, shim_loads
+from xsched_ops.doctor.finding_data import MissingLibraryData
 from xsched_ops.doctor.findings import Finding, fail, info, ok, warn
 from xsched_ops.doctor.summary import EXIT_CHECK_CRASHED, EXIT_FAILURES, EXIT_OK, judge, summarize
-from xsched_ops.loader.model import NotFound, ProviderCandidate, SearchStep, UnresolvedSymbol, VersionProblem
+from xsched_ops.loader import Edge, LoadedObject, LoadReport
+from xsched_ops.loader.model import (
+    NotFound,
+    ProviderCandidate,
+    SearchStep,
+    UnresolvedSymbol,
+    VersionProblem,
+)
 
 PREFIX_LIB = "/data/dockercode/xsched-build/output/lib"
 SHIM = f"{PREFIX_LIB}/libshimhip.so"
@@ -46,20 +55,45 @@ def unresolved(symbol: str, demangled: str, when: str, loaded: str | None = STAL
         message=f"symbol lookup error: {SHIM}: undefined symbol: {symbol}")
 
 
+def _object(position: int, path: str, kind: str, reason: str, needed: tuple[str, ...] = (),
+            soname: str | None = None, runpath: tuple[str, ...] | None = None) -> LoadedObject:
+    return LoadedObject(position=position, path=path, real_path=path, requested_name=path, needed_by=None,
+                        kind=kind, reason=reason, soname=soname, needed=needed, rpath=None, runpath=runpath, search=())
+
+
+def load_report(*, symbols=(), versions=(), missing=(), hal: str | None = STALE_HAL,
+                hal_reason: str = "found via LD_LIBRARY_PATH entry 1") -> LoadReport:
+    """A load report as the model makes it: python3, the preloaded shim, and its libhalhip.so at ``hal``."""
+    objects = [_object(0, "/usr/bin/python3", "executable", "the program"),
+               _object(1, SHIM, "preload", "LD_PRELOAD (path given)", ("libhalhip.so", "libpreempt.so"),
+                       "libshimhip.so", (PREFIX_LIB,))]
+    edges = [Edge("/usr/bin/python3", SHIM, SHIM, "LD_PRELOAD: LD_PRELOAD (path given)", False)]
+    if hal is not None:
+        objects.append(_object(2, hal, "needed", hal_reason, (), "libhalhip.so", (PREFIX_LIB,)))
+        edges.append(Edge(SHIM, "libhalhip.so", hal, hal_reason, False))
+    return LoadReport(
+        glibc_model="2.36", executable="/usr/bin/python3", cwd="/", ld_library_path=None, ld_preload=SHIM,
+        ld_so_preload=(), ld_so_cache="new", objects=tuple(objects), edges=tuple(edges), not_found=tuple(missing),
+        failed_preloads=(), unresolved_symbols=tuple(symbols), version_problems=tuple(versions), warnings=(),
+        symbols_checked=True, fatal_error=None, would_start=False)
+
+
 def run_shim_loads(monkeypatch: pytest.MonkeyPatch, *, symbols=(), versions=(), missing=(),
-                   files=(SHIM, HAL)) -> list[Finding]:
+                   files=(SHIM, HAL), hal: str | None = STALE_HAL, definers=None,
+                   hal_reason: str = "found via LD_LIBRARY_PATH entry 1") -> list[Finding]:
     """check_shim_loads over a made-up load report (the loader model itself is tested elsewhere)."""
-    loaded = SimpleNamespace(reason="found via LD_LIBRARY_PATH entry 1")
-    report = SimpleNamespace(not_found=tuple(missing), version_problems=tuple(versions),
-                             unresolved_symbols=tuple(symbols), objects=(), object_for=lambda path: loaded)
-    install = SimpleNamespace(shim_path=SHIM, lib_dir=PREFIX_LIB,
-                              platform=SimpleNamespace(shim="libshimhip.so", hal="libhalhip.so"))
-    context = SimpleNamespace(install=install, fs=SimpleNamespace(isfile=lambda path: path in files))
+    report = load_report(symbols=symbols, versions=versions, missing=missing, hal=hal, hal_reason=hal_reason)
+    install = SimpleNamespace(shim_path=SHIM, lib_dir=PREFIX_LIB, platform=SimpleNamespace(
+        shim="libshimhip.so", hal="libhalhip.so", runtime_search_dirs=["/opt/rocm/lib"]))
+    context = SimpleNamespace(install=install, fs=SimpleNamespace(isfile=lambda path: path in files,
+                                                                  realpath=lambda path: path))
     monkeypatch.setattr(checks_loader, "environment_under_xsched", lambda context: {})
     monkeypatch.setattr(checks_loader, "model", lambda context, env: report)
     monkeypatch.setattr(checks_loader, "provider_folders", lambda context, env: [PREFIX_LIB])
     monkeypatch.setattr(checks_loader, "_fix_commands", lambda context: list(FIX_COMMANDS))
-    monkeypatch.setattr(checks_loader, "read_elf", lambda fs, path: SimpleNamespace(
+    monkeypatch.setattr(shim_loads, "find_definers", lambda *args, **kwargs: list(definers or []))
+    monkeypatch.setattr(loader_explain, "_soname", lambda fs, path: posixpath.basename(path))
+    monkeypatch.setattr("xsched_ops.elf.reader.read_elf", lambda fs, path: SimpleNamespace(
         version_definitions=[SimpleNamespace(name="XSCHED_1.2")]))
     return checks_loader.check_shim_loads(context)  # type: ignore[arg-type]
 
@@ -82,7 +116,8 @@ def test_the_seeds_undefined_symbols_are_one_finding_typeinfo_and_vtable_first(m
     # The human detail lists each symbol once, demangled and mangled, typeinfo first.
     lines = finding.detail.splitlines()
     assert lines[0].startswith(f"the loader picked {STALE_HAL}") and HAL in lines[0]
-    listed_lines = [line.strip() for line in lines if line.startswith("  ")]
+    header = next(i for i, line in enumerate(lines) if line.startswith("undefined in libshimhip.so"))
+    listed_lines = [line.strip() for line in lines[header + 1:]]
     assert listed_lines[0] == f"typeinfo for xsched::hip::HipCommand ({TYPEINFO})"
     assert listed_lines[1].startswith("vtable for xsched::hip::HipCommand")
     assert len(listed_lines) == len(HIPCOMMAND)
@@ -106,7 +141,7 @@ def test_a_version_problem_takes_in_the_undefined_symbols_of_the_same_stale_copy
                              severity="error",
                              message=f"{OTHER_HAL}: version `XSCHED_1.2' not found (required by {SHIM})")
     symbols = [unresolved(*entry, loaded=OTHER_HAL, version="XSCHED_1.2") for entry in HIPCOMMAND]
-    findings = run_shim_loads(monkeypatch, symbols=symbols, versions=[problem])
+    findings = run_shim_loads(monkeypatch, symbols=symbols, versions=[problem], hal=OTHER_HAL)
     assert len(findings) == 1
     data = findings[0].data
     assert (data["version"], data["needed_by"], data["loaded_provider"], data["expected_provider"]) == \
@@ -120,9 +155,8 @@ def test_missing_libraries_of_one_object_are_one_finding(monkeypatch) -> None:
     missing = [NotFound(name, SHIM, "cannot open shared object file: No such file or directory", tried)
                for name in ("libhalhip.so", "libpreempt.so")]
     # With the HAL missing nothing defines HipCommand: the symbols are the missing library's, one cause.
-    monkeypatch.setattr(checks_loader, "find_definers", lambda *args, **kwargs: [])
     symbols = [unresolved(*entry, loaded=None, expected=None) for entry in HIPCOMMAND]
-    findings = run_shim_loads(monkeypatch, missing=missing, symbols=symbols, files=(SHIM,))
+    findings = run_shim_loads(monkeypatch, missing=missing, symbols=symbols, files=(SHIM,), hal=None)
     assert len(findings) == 1
     data = findings[0].data
     assert data["needed"] == "libhalhip.so" and data["needed_libraries"] == ["libhalhip.so", "libpreempt.so"]
@@ -130,6 +164,59 @@ def test_missing_libraries_of_one_object_are_one_finding(monkeypatch) -> None:
     assert "libhalhip.so, libpreempt.so, needed by libshimhip.so, are not found" == findings[0].title
     assert data["symbol"] == TYPEINFO and len(data["symbols"]) == len(HIPCOMMAND)
     assert "while it is missing" in findings[0].detail and "underlinked" not in findings[0].detail
+
+
+@pytest.mark.parametrize("reason", ["ld.so.cache", "found via default directory", "RUNPATH of libshimhip.so",
+                                    "RPATH of python3", "LD_PRELOAD (path given)"])
+def test_the_loaded_provider_comes_from_the_models_resolution_whatever_step_found_it(monkeypatch, reason) -> None:
+    """The model names no loaded provider when no other copy on the search path defines the symbols (the
+    install's copy is off the path); the doctor still names the file the loader took, and why."""
+    symbols = [unresolved(*entry, loaded=None, expected=None) for entry in HIPCOMMAND]
+    findings = run_shim_loads(monkeypatch, symbols=symbols, definers=[HAL], hal_reason=reason)
+    assert len(findings) == 1
+    data = findings[0].data
+    assert (data.loaded_provider, data.loaded_provider_reason, data.expected_provider) == (STALE_HAL, reason, HAL)
+    assert "underlinked" not in findings[0].detail
+    assert findings[0].detail.startswith(f"the loader picked {STALE_HAL} ({reason}), which does not define them")
+    assert "not on the search path of libshimhip.so" in findings[0].detail
+
+
+def test_a_name_reused_by_soname_says_so() -> None:
+    stale = "/opt/xsched-1.0/lib/libhalhip.so.1.0"
+    objects = (_object(0, "/usr/bin/python3", "executable", "the program"),
+               _object(1, SHIM, "preload", "LD_PRELOAD (path given)", ("libhalhip.so",), "libshimhip.so"),
+               _object(2, stale, "preload", "LD_PRELOAD (path given)", (), "libhalhip.so"))
+    edges = (Edge("/usr/bin/python3", SHIM, SHIM, "LD_PRELOAD: LD_PRELOAD (path given)", False),
+             Edge("/usr/bin/python3", stale, stale, "LD_PRELOAD: LD_PRELOAD (path given)", False),
+             Edge(SHIM, "libhalhip.so", stale, "already loaded (LD_PRELOAD (path given))", True))
+    report = load_report()
+    report = LoadReport(**{**report.__dict__, "objects": objects, "edges": edges})
+    reached = loader_explain.reached(report, SHIM, "libhalhip.so")
+    assert reached is not None and reached.path == stale
+    assert reached.reason == f"already loaded as {stale} (LD_PRELOAD (path given)), whose SONAME is libhalhip.so"
+
+
+def test_xsched_libraries_from_two_prefixes_are_named_in_the_finding(monkeypatch) -> None:
+    findings = run_shim_loads(monkeypatch, symbols=[unresolved(*entry) for entry in HIPCOMMAND])
+    data = findings[0].data
+    assert data.mixed_builds
+    by_library = {entry.library: entry for entry in data.xsched_libraries}
+    assert by_library["libshimhip.so"].path == SHIM and by_library["libshimhip.so"].built_for == []
+    # The stale copy was built for the install's prefix (its RUNPATH) but lies in another folder.
+    assert by_library["libhalhip.so"].path == STALE_HAL and by_library["libhalhip.so"].built_for == [PREFIX_LIB]
+    detail = findings[0].detail
+    assert "come from different builds or prefixes" in detail
+    assert f"  libhalhip.so: {STALE_HAL} (found via LD_LIBRARY_PATH entry 1); its RUNPATH names {PREFIX_LIB}" in detail
+    # JSON keeps them whole.
+    dumped = findings[0].model_dump()["data"]["xsched_libraries"]
+    assert [entry["path"] for entry in dumped] == [SHIM, STALE_HAL]
+
+
+def test_typed_data_keeps_the_json_shape_and_reads_by_key() -> None:
+    finding = fail("gpu", "gpu", "no GPU", path="/dev/kfd")
+    assert finding.model_dump()["data"] == {"path": "/dev/kfd"} and finding.data["path"] == "/dev/kfd"
+    missing = MissingLibraryData(needed="libhalhip.so", needed_by=SHIM)
+    assert set(missing.as_dict()) == {"needed", "needed_by"}  # kinds carry only the keys their maker set
 
 
 def gpu_missing() -> Finding:

@@ -1,7 +1,8 @@
 """Every id a doctor finding can have: one enum, so checks, fixes, scenarios and the experiment share it.
 
-A check registers under one id and may emit findings under related ids (the "xserver" check also
-emits "ipc" and "xserver.port"); every one of them is here.
+A check registers under one id and declares the related ids its findings may carry (the "xserver"
+check also emits "ipc" and "xserver.port"); every one of them is here, and the registry holds each
+check to what it declared (see ``registry``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ class CheckId(StrEnum):
     ENGINE = "engine"
     GPU = "gpu"
     GPU_RUNTIME = "gpu-runtime"
+    GPU_RUNTIME_ROCMINFO = "gpu-runtime.rocminfo"
+    GPU_RUNTIME_ROCM_SMI = "gpu-runtime.rocm-smi"
     PYTHON_TORCH = "python-torch"
     PYTHON = "python"
     TORCH = "torch"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from xsched_ops.doctor.check_ids import CheckId
 from xsched_ops.doctor.context import DoctorContext
+from xsched_ops.doctor.finding_data import DuplicateData
 from xsched_ops.doctor.findings import Finding
 from xsched_ops.environment import stored_env
 from xsched_ops.xsched.ipc_state import clean_ipc
@@ -45,8 +46,9 @@ def plan(context: DoctorContext, findings: list[Finding]) -> list[Action]:
         if finding.id == CheckId.IPC and finding.failed:
             actions.append(Action("remove-ipc", "remove stale XSched IPC state (no xserver runs)",
                                   commands=list(finding.commands)))
-        if finding.id == CheckId.DUPLICATES and finding.failed and finding.data.get("loaded_provider"):
-            stale = str(finding.data["loaded_provider"])
+        if finding.id == CheckId.DUPLICATES and finding.failed and isinstance(finding.data, DuplicateData) \
+                and finding.data.loaded_provider:
+            stale = finding.data.loaded_provider
             aside = f"{stale}.xsched-ops-moved-{time.strftime('%Y%m%d%H%M%S')}"
             actions.append(Action("move-aside", f"move the shadowing duplicate {stale} aside",
                                   commands=[f"mv {shlex.quote(stale)} {shlex.quote(aside)}"], needs_lib_changes=True,

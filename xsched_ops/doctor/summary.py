@@ -30,7 +30,8 @@ def judge(findings: list[Finding], backend: str = "torch") -> list[Finding]:
             finding = finding.model_copy(update={
                 "severity": "warn",
                 "detail": f"{finding.detail}\n{note}" if finding.detail else note,
-                "data": {**finding.data, "severity_for_gpu_backends": "fail", "judged_for_backend": "sim"},
+                "data": finding.data.model_copy(update={"severity_for_gpu_backends": "fail",
+                                                        "judged_for_backend": "sim"}),
             })
         judged.append(finding)
     return judged
