@@ -60,3 +60,10 @@ def test_debug_shows_the_traceback() -> None:
     result = run_cli("--debug", "doctor")
     assert result.returncode == 2
     assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["run", "intensive"], ["fix-and-rerun", "intensive"], ["env"]])
+def test_an_unknown_route_is_refused_before_anything_runs(command):
+    done = run_cli(*command, "--local", "--route", "foo")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "error: unknown route 'foo' -- choose preload or libpath"

@@ -43,3 +43,13 @@ def stdout_console() -> Console:
     from rich.console import Console
 
     return Console(soft_wrap=True, highlight=False)
+
+
+def check_route(route: str | None) -> None:
+    """Refuse a ``--route`` that is not one of the environment's routes (before anything runs)."""
+    from xsched_ops.environment.route import ROUTES
+
+    if route is not None and route not in ROUTES:
+        from xsched_ops.errors import UsageError
+
+        raise UsageError(f"unknown route {route!r}", f"choose {' or '.join(ROUTES)}")

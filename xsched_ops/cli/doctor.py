@@ -222,6 +222,7 @@ def doctor(
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}", f"choose one of: {', '.join(BACKENDS)}")
+    common.check_route(route)
     messages = common.stderr_console()
     with open_target(container, local, common.STATE.docker_host) as target:
         def new_context() -> DoctorContext:

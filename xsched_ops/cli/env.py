@@ -57,8 +57,7 @@ def env(
     from xsched_ops.xsched.install import discover
     from xsched_ops.xsched.settings import DEFAULT_ROLES
 
-    if route not in (None, "preload", "libpath"):
-        raise UsageError(f"unknown route {route!r}", "choose preload or libpath")
+    common.check_route(route)
     if role is not None and role not in DEFAULT_ROLES:
         raise UsageError(f"unknown role {role!r}", f"choose one of: {', '.join(DEFAULT_ROLES)}")
     if output_format not in FORMATS:

@@ -60,6 +60,7 @@ def fix_and_rerun_command(
         from xsched_ops.errors import UsageError
 
         raise UsageError(f"--fail-under {fail_under!r}: not a tier", f"tiers: {', '.join(TIER_ORDER[:-1])}")
+    common.check_route(route)
     profile = load_profile(profile_name, list(set_values or []), duration_s=duration)
     console = common.stderr_console()
     options = ExperimentOptions(

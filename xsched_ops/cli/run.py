@@ -180,6 +180,7 @@ def run(
     from xsched_ops.profiles import load_profile
     from xsched_ops.target.open import open_target
 
+    common.check_route(route)
     profile = load_profile(profile_name, list(set_values or []), duration_s=duration)
     options = ExperimentOptions(
         profile=profile, backend=backend, modes=tuple(modes or DEFAULT_MODES), repeat=repeat, placement=placement,
