@@ -1,4 +1,4 @@
-"""How glibc's loader splits the variables xsched-ops reads and writes (one place for the rule)."""
+"""How glibc's loader splits the variables and files xsched-ops reads and writes (one place for the rule)."""
 
 from __future__ import annotations
 
@@ -11,5 +11,10 @@ def split_path_list(value: str) -> list[str]:
 
 
 def split_preload(value: str) -> list[str]:
-    """LD_PRELOAD entries as glibc splits them (spaces or colons)."""
-    return [entry for entry in re.split(r"[:\s]+", value) if entry]
+    """LD_PRELOAD entries as glibc 2.36 splits them: on spaces and colons only (a tab is part of a name)."""
+    return [entry for entry in re.split(r"[ :]+", value) if entry]
+
+
+def split_ld_so_preload(text: str) -> list[str]:
+    """/etc/ld.so.preload entries as glibc splits the file: on colons, spaces, tabs and newlines."""
+    return [entry for entry in re.split(r"[: \t\n]+", text) if entry]

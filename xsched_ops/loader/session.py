@@ -9,7 +9,7 @@ import stat as stat_module
 from typing import TYPE_CHECKING
 
 from xsched_ops.elf import ElfObject, LdCache, read_elf, read_ld_so_cache, required_cache_flags
-from xsched_ops.environment.loader_vars import split_preload
+from xsched_ops.environment.loader_vars import split_ld_so_preload
 from xsched_ops.errors import TargetPathError
 from xsched_ops.loader.platform import LoaderPlatform, detect_platform
 from xsched_ops.target.fs import TargetFS
@@ -116,4 +116,4 @@ def _read_ld_so_preload(fs: TargetFS) -> list[str]:
             text = stream.read(1 << 16).decode("utf-8", "replace")
     except OSError:
         return []
-    return split_preload(text)
+    return split_ld_so_preload(text)
