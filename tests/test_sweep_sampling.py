@@ -101,7 +101,7 @@ def test_a_cell_grows_its_window_until_the_rule_is_met(tmp_path: Path) -> None:
         ("run-1", 20.0, False), ("run-2", 30.0, True)]
     assert record.sampling["met"] and record.sampling["unmet"] == []
     stored = json.loads((tmp_path / "sweep" / MANIFEST).read_text())
-    assert stored["schema_version"] == 2 and stored["max_duration_s"] == 60.0
+    assert stored["schema_version"] == 3 and stored["max_duration_s"] == 60.0
     assert stored["cells"][0]["attempts"][1]["run_id"] == "run-2"
 
 

@@ -5,8 +5,11 @@ grid (``--grid low.batch=8,64,256 --grid high.rate=10,20``), each cell one ordin
 (its modes interleaved and repeated by the experiment as usual) inside one sweep folder with a
 manifest, ``sweep.json``. Cells run in a seeded random order, so that slow drift of the machine
 does not line up with one axis of the grid. Running the same command again resumes: a cell whose
-run is valid and complete is skipped; a partial, failed or missing one runs again. With several
-GPUs (``--gpus 0,1``, torch backend) cells run concurrently, one per GPU.
+run is valid and complete is skipped; a partial, failed or missing one runs again. Cells run on
+slots, one cell per slot at a time: each target (``--target``, containers on any Docker engine;
+``xsched_ops/sweep/targets.py``) times each GPU (``--gpus 0,1``, torch backend), whichever is free
+first. A cell whose target is lost (engine stopped, container gone) runs again on another target,
+and the loss is kept in the manifest.
 
 Enough samples, decided by rule (``xsched_ops/sweep/sampling.py``): after a valid cell, its P99 is
 judged by MLPerf LoadGen's early-stopping rule and, with repeats, by a target width of its interval;
@@ -22,8 +25,9 @@ import itertools
 import math
 import random
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,27 +182,67 @@ def plan_sweep(folder: Path, profile: Profile, axes: list[GridAxis], modes: list
     return SweepPlan(folder, manifest, profiles, to_run, skipped)
 
 
-RunCell = Callable[[str, Profile, str | None], tuple[str | None, str, str | None]]
-"""(cell id, the cell's profile, gpu) -> (run id, status, reason); status valid|invalid|partial|failed."""
+@dataclass(frozen=True)
+class Slot:
+    """Where one cell runs at a time: a target (its label; None: the command's one target) and a GPU."""
+
+    target: str | None = None
+    gpu: str | None = None
+
+    def describe(self) -> str:
+        where = [] if self.target is None else [f"on {self.target}"]
+        return " ".join(where + ([] if self.gpu is None else [f"GPU {self.gpu}"]))
+
+
+class TargetLost(Exception):  # noqa: N818 - an event, not an error of the cell: the cell runs again elsewhere
+    """Raised by a ``RunCell`` when the cell failed because its target went away (engine stopped,
+    container removed or stopped): the cell goes back to the queue and the target is used no more.
+
+    ``broken_connection``: the target still answers, but the connection to its engine broke under
+    the run (an ``ssh://`` transport's pipe, say); the cell goes back to the queue and the target
+    stays in use, up to ``BROKEN_CONNECTIONS_ALLOWED`` times, then it counts as lost."""
+
+    def __init__(self, reason: str, run_id: str | None = None, broken_connection: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.run_id = run_id
+        self.broken_connection = broken_connection
+        self.attempts: list[dict] = []  # the cell's attempts, this one included (set by the sweep)
+
+
+BROKEN_CONNECTIONS_ALLOWED = 1  # per target and sweep; the next one makes it lost
+
+RunCell = Callable[[str, Profile, Slot], tuple[str | None, str, str | None]]
+"""(cell id, the cell's profile, slot) -> (run id, status, reason); status valid|invalid|partial|failed.
+Raises ``TargetLost`` when the slot's target went away."""
 AssessRun = Callable[[str, Profile], CellSampling]
 """(run id of a valid cell, the cell's profile) -> the sampling rule's verdict on it."""
 
 
-def _run_until_enough(manifest: Manifest, cell_id: str, profile: Profile, gpu: str | None, run_cell: RunCell,
+def _run_until_enough(manifest: Manifest, cell_id: str, profile: Profile, slot: Slot, run_cell: RunCell,
                       assess: AssessRun | None,
-                      on_extend: Callable[[str, float, CellSampling], None] | None) -> CellRecord:
+                      on_extend: Callable[[str, float, CellSampling], None] | None,
+                      target_info: dict | None = None) -> CellRecord:
     """One cell: run it; while the rule is not met and a longer window (up to the cap) could change that,
     run it again, longer. The record keeps every attempt and the verdict of the last."""
     record = CellRecord(cell_id, dict(manifest.cells[cell_id].overrides))
     record.attempts = list(manifest.cells[cell_id].attempts)
     while True:
         try:
-            run_id, status, reason = run_cell(cell_id, profile, gpu)
+            run_id, status, reason = run_cell(cell_id, profile, slot)
+        except TargetLost as lost:
+            status = "connection broke" if lost.broken_connection else "lost"
+            record.attempts.append({"run_id": lost.run_id, "duration_s": profile.duration_s, "status": status,
+                                    "target": slot.target, "gpu": slot.gpu, "reason": lost.reason})
+            lost.attempts = record.attempts
+            raise
         except XSchedOpsError as err:
             run_id, status, reason = None, "failed", err.one_line()
-        record.run_id, record.status, record.reason, record.gpu = run_id, status, reason, gpu
+        record.run_id, record.status, record.reason, record.gpu = run_id, status, reason, slot.gpu
+        record.target = dict(target_info) if target_info else None
         record.duration_s = profile.duration_s
-        attempt = {"run_id": run_id, "duration_s": profile.duration_s, "status": status}
+        attempt = {"run_id": run_id, "duration_s": profile.duration_s, "status": status, "target": slot.target,
+                   "gpu": slot.gpu}
         record.attempts.append(attempt)
         record.sampling = None
         if status != "valid" or assess is None or run_id is None:
@@ -218,34 +262,112 @@ def _run_until_enough(manifest: Manifest, cell_id: str, profile: Profile, gpu: s
 
 def run_sweep(plan: SweepPlan, run_cell: RunCell, gpus: list[str] | None = None,
               on_cell: Callable[[CellRecord], None] | None = None, assess: AssessRun | None = None,
-              on_extend: Callable[[str, float, CellSampling], None] | None = None) -> Manifest:
-    """Run every cell left, one at a time or one per GPU; the manifest is written after each cell.
+              on_extend: Callable[[str, float, CellSampling], None] | None = None,
+              targets: dict[str, dict] | None = None,
+              on_target_lost: Callable[[str, str, str, bool], None] | None = None,
+              on_stopping: Callable[[int], None] | None = None) -> Manifest:
+    """Run every cell left on the slots (each target x each GPU), one cell per slot at a time; the
+    manifest is written after each cell.
+
+    ``targets`` maps each target's label to what a record keeps of it (``None``: one target, not
+    named). A cell whose target is lost (``run_cell`` raises ``TargetLost``) goes back to the front of
+    the queue for another target; the lost target's slots take no more cells, and the loss is kept in
+    the manifest (``target_events``). Cells no target was left to run stay as they were (pending).
 
     With ``assess``, a valid cell is judged by the sampling rule and, below the manifest's cap, rerun
     with a longer window until it is met (``xsched_ops/sweep/sampling.py``)."""
     manifest = plan.manifest
+    target_labels: list[str | None] = list(targets) if targets else [None]
+    slots = [Slot(label, gpu) for label in target_labels for gpu in (gpus or [None])]
     manifest.write(plan.folder)
-    lock = threading.Lock()
+    changed = threading.Condition()
     pending = list(plan.to_run)
+    in_flight = [0]
+    lost: set[str | None] = set()
+    broken: dict[str | None, int] = {}  # broken connections per target
+    stopping = threading.Event()  # Ctrl-C: no new cell starts
 
-    def worker(gpu: str | None) -> None:
-        while True:
-            with lock:
-                if not pending:
-                    return
-                cell_id = pending.pop(0)
-            record = _run_until_enough(manifest, cell_id, plan.profiles[cell_id], gpu, run_cell, assess, on_extend)
-            with lock:
+    def next_cell(slot: Slot) -> str | None:
+        """The next cell for ``slot``; None when its target is lost or nothing is left, nor can come back."""
+        with changed:
+            while True:
+                if slot.target in lost or stopping.is_set():
+                    return None
+                if pending:
+                    in_flight[0] += 1
+                    return pending.pop(0)
+                if not in_flight[0]:
+                    return None
+                changed.wait()  # a cell in flight elsewhere may come back (its target lost)
+
+    def worker(slot: Slot) -> None:
+        while (cell_id := next_cell(slot)) is not None:
+            info = (targets or {}).get(slot.target) if slot.target is not None else None
+            try:
+                record = _run_until_enough(manifest, cell_id, plan.profiles[cell_id], slot, run_cell, assess,
+                                           on_extend, info)
+            except TargetLost as err:
+                with changed:
+                    broken[slot.target] = broken.get(slot.target, 0) + err.broken_connection
+                    keep = err.broken_connection and broken[slot.target] <= BROKEN_CONNECTIONS_ALLOWED
+                    first = slot.target not in lost and not keep
+                    if not keep:
+                        lost.add(slot.target)
+                    returned = manifest.cells[cell_id]
+                    returned.attempts, returned.status = err.attempts, "pending"
+                    returned.reason = f"not run: {slot.target or 'its target'} was lost ({err.reason})"
+                    manifest.target_events.append({"target": slot.target, "gpu": slot.gpu, "cell": cell_id,
+                                                   "kind": "connection broke" if keep else "lost",
+                                                   "run_id": err.run_id, "reason": err.reason, "wall": time.time()})
+                    if slot.target in manifest.targets and not keep:
+                        manifest.targets[slot.target].update(state="lost", reason=err.reason)
+                    pending.insert(0, cell_id)
+                    in_flight[0] -= 1
+                    manifest.write(plan.folder)
+                    changed.notify_all()
+                if on_target_lost is not None and (first or keep):
+                    on_target_lost(slot.target or "the target", cell_id, err.reason, keep)
+                if keep:
+                    continue
+                return
+            except BaseException:
+                with changed:
+                    in_flight[0] -= 1
+                    changed.notify_all()
+                raise
+            with changed:
                 manifest.cells[cell_id] = record
+                in_flight[0] -= 1
                 manifest.write(plan.folder)
+                changed.notify_all()
             if on_cell is not None:
                 on_cell(record)
 
-    slots = gpus or [None]
     if len(slots) == 1:
         worker(slots[0])
-    else:
-        with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="sweep-gpu") as pool:
-            for future in [pool.submit(worker, gpu) for gpu in slots]:
+        return manifest
+    # Ctrl-C reaches the main thread only: it stops new cells; the cells running end and are recorded.
+    with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="sweep-slot") as pool:
+        futures = []
+        try:
+            futures.extend(pool.submit(worker, slot) for slot in slots)
+            # Waits with a timeout: a signal the OS hands to a worker thread runs its handler in the main
+            # thread only once that thread runs Python code again.
+            while wait(futures, timeout=0.25).not_done:
+                pass
+            for future in futures:
                 future.result()
+        except KeyboardInterrupt:
+            with changed:
+                stopping.set()
+                changed.notify_all()
+                running = in_flight[0]
+            if on_stopping is not None:
+                on_stopping(running)
+            raise
     return manifest
+
+
+def cells_not_run(manifest: Manifest) -> list[str]:
+    """Cells that never got a status this far (no target was left to run them)."""
+    return [cell_id for cell_id in manifest.order if manifest.cells[cell_id].status == "pending"]
