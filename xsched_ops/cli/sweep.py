@@ -150,6 +150,8 @@ def sweep(
             gone = target.why_not_running()
             raise TargetLost(gone or f"the connection to its engine broke ({type(err).__name__}: {err})",
                              broken_connection=not gone) from err
+        if outcome.interrupted:  # Ctrl-C in this cell's run: the sweep stops (the cell reruns on resume)
+            raise KeyboardInterrupt
         result = outcome.result
         if outcome.failure is not None:
             gone = target.why_not_running()

@@ -39,3 +39,4 @@ class RunOutcome:
     result: RunResult
     failure: XSchedOpsError | None = None  # the trial that stopped the run, if any
     environment_source: str = ""
+    interrupted: bool = False  # Ctrl-C stopped it (a caller running several runs stops too)

@@ -76,6 +76,7 @@ class Experiment:
         self.model_paths: dict[str, str] = {}
         self.doctor_record: dict | None = None
         self._hold = InterruptHold()
+        self.interrupted = False  # a Ctrl-C stopped a trial (RunOutcome.interrupted)
 
     def _unique_run_id(self, results_dir: Path) -> str:
         run_id = new_run_id(self.profile.name)
@@ -175,7 +176,7 @@ class Experiment:
             if exit_code != 0 and not self._target_still_runs():
                 problem = f"the target {self.target.name!r} stopped during the trial (docker stop, kill or rm?)"
         except KeyboardInterrupt:
-            interrupted = True
+            interrupted = self.interrupted = True
         except XSchedOpsError as err:
             problem = err.one_line()
         finally:
@@ -273,12 +274,13 @@ class Experiment:
                         failure = err
                         break
         except KeyboardInterrupt:
+            self.interrupted = True
             failure = RunFailedError("interrupted (Ctrl-C)", f"what was measured is in {self.run_dir}")
         finally:
             self._hold.stop()  # also when a trial's bookkeeping failed with an unexpected error
             remove_staged_models(self.target, self.model_paths)
         result = finalize_run(self.run_dir)
-        return RunOutcome(self.run_id, self.run_dir, result, failure, self.base.source)
+        return RunOutcome(self.run_id, self.run_dir, result, failure, self.base.source, self.interrupted)
 
 
 def _best_effort(action):
