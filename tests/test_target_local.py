@@ -101,6 +101,8 @@ def test_transient_errors_are_5xx_and_connection_trouble_only() -> None:
     assert is_transient(_api_error(500))
     assert is_transient(_api_error(503))
     assert is_transient(requests.exceptions.ConnectionError("reset"))
+    assert is_transient(BrokenPipeError(32, "Broken pipe"))  # the ssh:// transport's pipe
+    assert not is_transient(FileNotFoundError("x"))
     assert not is_transient(_api_error(404))
     assert not is_transient(_api_error(409))
     assert not is_transient(ValueError("x"))

@@ -36,7 +36,10 @@ def is_transient(error: BaseException) -> bool:
     """Connection trouble and server-side (5xx) answers may pass; client errors (4xx) will not."""
     if isinstance(error, docker.errors.APIError):
         return error.is_server_error()
-    return isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError)
+    # A pipe that broke under the ssh:// transport (the SDK's sshconn raises these from the ssh
+    # process's pipes, e.g. when closing an exec's connection) is connection trouble too.
+    return isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
+                      | BrokenPipeError | ConnectionResetError)
 
 
 ENGINE_ATTEMPTS = 4
