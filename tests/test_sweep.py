@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from xsched_ops.errors import ProfileError, UsageError
-from xsched_ops.experiment.sweep import (
+from xsched_ops.profiles import load_profile
+from xsched_ops.sweep.manifest import read_manifest
+from xsched_ops.sweep.runner import (
     MANIFEST,
     TargetLost,
     cells_not_run,
@@ -18,8 +20,6 @@ from xsched_ops.experiment.sweep import (
     run_sweep,
     seeded_order,
 )
-from xsched_ops.profiles import load_profile
-from xsched_ops.sweep.manifest import read_manifest
 from xsched_ops.sweep.targets import TargetSpec, parse_target, parse_targets
 
 

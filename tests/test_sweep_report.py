@@ -14,10 +14,10 @@ import pytest
 from test_results_builders import write_run, write_trial
 
 from xsched_ops.errors import ResultsError
-from xsched_ops.experiment.sweep import parse_grid, plan_sweep, run_sweep
 from xsched_ops.profiles import load_profile
 from xsched_ops.report.sweep import build_sweep_report, is_sweep_dir
 from xsched_ops.results import finalize_run
+from xsched_ops.sweep.runner import parse_grid, plan_sweep, run_sweep
 from xsched_ops.sweep.table import TuningPoint, load_sweep, pareto_front, tuning
 
 # threshold -> (xsched latency ms, low-priority seconds per iteration); baseline: FIFO behind 500 ms, 2 iter/s

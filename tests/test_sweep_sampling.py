@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from test_results_builders import write_run, write_trial
 
-from xsched_ops.experiment.sweep import MANIFEST, parse_grid, plan_sweep, run_sweep
 from xsched_ops.profiles import load_profile
 from xsched_ops.results import finalize_run
 from xsched_ops.results.stats import min_within_bound
 from xsched_ops.results.store import load_run
+from xsched_ops.sweep.runner import MANIFEST, parse_grid, plan_sweep, run_sweep
 from xsched_ops.sweep.sampling import assess_run, extended_duration
 
 

@@ -69,9 +69,9 @@ def sweep(
 
     from xsched_ops.errors import InvalidRunError, RunFailedError, UsageError
     from xsched_ops.experiment import DEFAULT_MODES
-    from xsched_ops.experiment.sweep import grid_expressions, parse_grid, plan_sweep, run_sweep
     from xsched_ops.profiles import load_profile
     from xsched_ops.results import DEFAULT_RESULTS_DIR
+    from xsched_ops.sweep.runner import grid_expressions, parse_grid, plan_sweep, run_sweep
 
     base = load_profile(profile_name)
     table = base.sweep
@@ -117,7 +117,7 @@ def sweep(
 
     from xsched_ops.errors import XSchedOpsError
     from xsched_ops.experiment import ExperimentOptions, run_experiment
-    from xsched_ops.experiment.sweep import TargetLost, cells_not_run
+    from xsched_ops.sweep.runner import TargetLost, cells_not_run
     from xsched_ops.sweep.targets import close_targets, open_local, open_targets, record_targets
 
     runs_dir = folder / "runs"
@@ -255,7 +255,7 @@ def _lost_line(event: dict) -> str:
 def _print_plan(plan, backend: str, as_json: bool) -> None:
     import json
 
-    from xsched_ops.experiment.sweep import expected_seconds
+    from xsched_ops.sweep.runner import expected_seconds
 
     rows = []
     for position, cell_id in enumerate(plan.manifest.order, 1):
@@ -312,7 +312,7 @@ def _print_summary(rows: list[dict], several_targets: bool = False) -> None:
     from rich import box
     from rich.table import Table
 
-    from xsched_ops.results.render import print_table
+    from xsched_ops.cli.render import print_table
 
     table = Table(show_edge=False, pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
     for column in ("cell", "mode", "P50 ms", "P99 ms", "P99 rule", "rate", "sustained", "low iter/s", "status",

@@ -5,24 +5,10 @@ wrapping) lives in ``xsched_ops.cli.render``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from xsched_ops.results.compare import ModeBar
 from xsched_ops.results.models import Interval
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
-# Moved to xsched_ops.cli.render (terminal output lives on the command-line side); still importable from
-# here for callers not yet changed (cli/sweep.py's print_table).
-_MOVED = ("print_table", "print_lines", "wrap_words", "render_comparison", "render_run", "render_run_list",
-          "TIER_STYLE")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from xsched_ops.cli import render
-
-        return getattr(render, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def format_value(interval: Interval, digits: int = 2) -> str:
