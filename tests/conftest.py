@@ -7,10 +7,19 @@ failure; elsewhere such tests skip with the reason.
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts a background job (`.ci/run &`, nohup) with SIGINT ignored, and an ignored signal
+    # stays ignored through exec: the Ctrl-C tests and every xserver they start (which must stop
+    # cleanly on SIGINT) would then never see one. Python's own handler here, SIG_DFL in children.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _engine_problem() -> str | None:

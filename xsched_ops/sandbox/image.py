@@ -134,6 +134,8 @@ def parse_deb822_sources(text: str, origin: str) -> list[AptSource]:
     def flush() -> None:
         if stanza.get("enabled", "yes").strip().lower() not in ("no", "false", "0"):
             for kind in stanza.get("types", "").split():
+                if kind not in ("deb", "deb-src"):  # apt ignores other types too
+                    continue
                 for uri in stanza.get("uris", "").split():
                     entries.append(AptSource(kind, uri, tuple(stanza.get("suites", "").split()),
                                              tuple(stanza.get("components", "").split()), f"{origin}:{start}"))
