@@ -31,7 +31,7 @@ from xsched_ops.elf.constants import (
     SYMBOL_FREE_RELOCATION_TYPES,
     VERSYM_HIDDEN,
 )
-from xsched_ops.elf.ranges import RangeReader, offset_of
+from xsched_ops.elf.ranges import RangeReader, name_reader, offset_of
 from xsched_ops.elf.symtab import U16, U32, SymbolTable, column
 from xsched_ops.errors import ElfError
 
@@ -108,17 +108,11 @@ def read_symbol_table(obj: ElfObject, reader: RangeReader) -> SymbolTable:
     bind_now = obj.bind_now
     names = table._name_offsets()
     infos = table._infos()
-    ascii_text = strings.decode("ascii") if strings.isascii() else None
+    name_at = name_reader(strings)
     versym_count = len(versyms) if versyms is not None else 0
     rows: list[tuple] = []
     for position in table.undefined_named():
-        offset = names[position]
-        if ascii_text is not None:
-            end = ascii_text.find("\0", offset)
-            name = ascii_text[offset:end if end >= 0 else None]
-        else:
-            end = strings.find(b"\0", offset)
-            name = strings[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+        name = name_at(names[position])
         version = None
         hidden = False
         version_file = None

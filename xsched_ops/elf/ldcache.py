@@ -21,6 +21,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
+from xsched_ops.elf.ranges import c_string_at
 from xsched_ops.target.fs import TargetFS
 
 OLD_MAGIC = b"ld.so-1.7.0"
@@ -99,9 +100,7 @@ def required_cache_flags(machine: int, elf_class: int) -> int:
     return 0
 
 
-def _string_at(data: bytes, offset: int) -> str:
-    end = data.find(b"\0", offset)
-    return data[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+_string_at = c_string_at  # the cache's strings are NUL-terminated as a string table's
 
 
 def parse_ld_so_cache(data: bytes, path: str = "/etc/ld.so.cache") -> LdCache:

@@ -4,6 +4,7 @@ what reading a damaged file raises."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from xsched_ops.errors import ElfError
@@ -12,6 +13,28 @@ if TYPE_CHECKING:
     from xsched_ops.elf.reader import ElfObject
 
 _STRING_CHUNK = 256
+
+
+def c_string_at(data: bytes, offset: int) -> str:
+    """The NUL-terminated name at ``offset`` of a string table (to its end when no NUL follows);
+    bytes that are not UTF-8 are kept (surrogateescape), as the loader compares bytes."""
+    end = data.find(b"\0", offset)
+    return data[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+
+
+def name_reader(strings: bytes) -> Callable[[int], str]:
+    """``c_string_at`` over one string table, for many names: an ASCII table (nearly all are) is
+    decoded once and sliced, which is what makes reading every symbol of a large library cheap."""
+    if not strings.isascii():
+        return lambda offset: c_string_at(strings, offset)
+    text = strings.decode("ascii")
+    find = text.find
+
+    def read(offset: int) -> str:
+        end = find("\0", offset)
+        return text[offset:end if end >= 0 else None]
+
+    return read
 
 
 class RangeReader:

@@ -17,6 +17,7 @@ from xsched_ops.elf.constants import (
     VERSYM_HIDDEN,
     VISIBILITY_NAMES,
 )
+from xsched_ops.elf.ranges import c_string_at, name_reader
 
 # array typecodes of unsigned 16, 32 and 64-bit words
 U16 = next(code for code in "HIL" if array(code).itemsize == 2)
@@ -205,9 +206,7 @@ class SymbolTable:
         return self._decode(index, name_offset, info, other, shndx, value)
 
     def _decode(self, index: int, name_offset: int, info: int, other: int, shndx: int, value: int) -> Symbol:
-        strings = self._strings
-        end = strings.find(b"\0", name_offset)
-        name = strings[name_offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+        name = c_string_at(self._strings, name_offset)
         version: str | None = None
         hidden = False
         version_index = -1
@@ -245,18 +244,11 @@ class SymbolTable:
         first: dict[str, int] = {}
         more: dict[str, list[int]] = {}
         names = self._name_offsets()
-        strings = self._strings
-        ascii_text = strings.decode("ascii") if strings.isascii() else None  # one decode, then slices
+        name_at = name_reader(self._strings)
         for position, shndx in enumerate(self._section_indices()):
             if shndx == SHN_UNDEF or not position:
                 continue
-            offset = names[position]
-            if ascii_text is not None:
-                end = ascii_text.find("\0", offset)
-                name = ascii_text[offset:end if end >= 0 else None]
-            else:
-                end = strings.find(b"\0", offset)
-                name = strings[offset:end if end >= 0 else None].decode("utf-8", "surrogateescape")
+            name = name_at(names[position])
             if not name:
                 continue
             if name in first:
