@@ -152,3 +152,13 @@ def test_the_same_sweep_with_a_larger_cap_grows_the_cells_short_of_the_rule(tmp_
     record = run_sweep(larger, run_cell, assess=lambda run_id, p: assess_run(load_run(run_id, runs_dir),
                                                                              p.sla_ms)).cells["low.batch=8"]
     assert durations[-1] == 32.0 and record.sampling["met"] and len(record.attempts) == 3
+
+
+def test_rule_verdict_words_for_the_summary_and_the_report() -> None:
+    from xsched_ops.sweep.sampling import rule_verdict
+
+    short_of = {"rule_met": False, "more_requests_needed": 399, "interval_met": False, "interval_half_width_pct": 12.34}
+    assert rule_verdict(short_of) == "+399 req, +/-12%"
+    assert rule_verdict(short_of, short=False) == "not met: 399 more requests; interval +/-12.3 %"
+    assert rule_verdict({"rule_met": True}) == "met" and rule_verdict(None) == "-"
+    assert rule_verdict({"p99_over_sla": True}, short=False) == "over SLA (decided)"

@@ -313,6 +313,7 @@ def _print_summary(rows: list[dict], several_targets: bool = False) -> None:
     from rich.table import Table
 
     from xsched_ops.cli.render import print_table
+    from xsched_ops.sweep.sampling import rule_verdict
 
     table = Table(show_edge=False, pad_edge=False, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
     for column in ("cell", "mode", "P50 ms", "P99 ms", "P99 rule", "rate", "sustained", "low iter/s", "status",
@@ -325,22 +326,10 @@ def _print_summary(rows: list[dict], several_targets: bool = False) -> None:
     for row in rows:
         where = [(row.get("target") or "-") + (f" GPU {row['gpu']}" if row.get("gpu") is not None else "")]
         table.add_row(row["cell"], row.get("mode") or "-", number(row.get("p50_ms")), number(row.get("p99_ms")),
-                      _rule_text(row.get("p99_rule")), number(row.get("achieved_rate")),
+                      rule_verdict(row.get("p99_rule")), number(row.get("achieved_rate")),
                       {True: "yes", False: "NO", None: "-"}[row.get("load_sustained")],
                       number(row.get("low_iter_per_s")), row["status"], *(where if several_targets else []))
     print_table(common.stdout_console(), table)
-
-
-def _rule_text(sampling: dict | None) -> str:
-    """The P99 rule's cell of the summary: met, over the SLA (decided), or the requests still missing."""
-    if not sampling:
-        return "-"
-    if sampling.get("p99_over_sla"):
-        return "over SLA"
-    text = "met" if sampling.get("rule_met") else f"+{sampling.get('more_requests_needed', 0)} req"
-    if sampling.get("interval_met") is False:
-        text += f", +/-{sampling.get('interval_half_width_pct') or 0:.0f}%"
-    return text
 
 
 def register(app: typer.Typer) -> None:

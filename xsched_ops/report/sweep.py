@@ -13,6 +13,7 @@ from pathlib import Path
 from xsched_ops.errors import ResultsError, UsageError
 from xsched_ops.report.build import _CSS, FORMATS, _output_file, _write_output
 from xsched_ops.sweep.manifest import MANIFEST
+from xsched_ops.sweep.sampling import rule_verdict
 from xsched_ops.sweep.table import SweepTable, Tuning, load_sweep, tuning
 
 SIMULATED_BANNER = "SIMULATED DEVICE: these numbers come from the sim backend, not from a GPU"
@@ -35,17 +36,6 @@ def _interval(interval) -> str:
     return f"{interval.mean:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
 
 
-def _rule(sampling: dict | None) -> str:
-    if not sampling:
-        return "-"
-    if sampling.get("p99_over_sla"):
-        return "over SLA (decided)"
-    text = "met" if sampling.get("rule_met") else f"not met: {sampling.get('more_requests_needed', 0)} more requests"
-    if sampling.get("interval_met") is False:
-        text += f"; interval +/-{sampling.get('interval_half_width_pct') or 0:.1f} %"
-    return text
-
-
 def _estimates(sampling: dict | None) -> str:
     """LoadGen's P99 estimate of each repeat ("-" for a repeat below 662 requests)."""
     values = (sampling or {}).get("p99_estimate_ms") or []
@@ -61,7 +51,7 @@ def table_rows(table: SweepTable) -> list[list[str]]:
             offered = f"{summary.target_rate:g}" if summary.target_rate else "-"
             record = table.manifest.cells[point.cell_id]
             rows.append([point.cell_id, point.mode, _interval(summary.p50_ms), _interval(summary.p99_ms),
-                         _rule(point.sampling), _estimates(point.sampling), f"{_number(summary.achieved_rate.mean)} / {offered}",
+                         rule_verdict(point.sampling, short=False), _estimates(point.sampling), f"{_number(summary.achieved_rate.mean)} / {offered}",
                          "yes" if summary.load_sustained else "NO", _interval(summary.low_iter_per_s),
                          f"{record.duration_s:g} s" if record.duration_s else "-", point.status])
     return rows

@@ -154,13 +154,18 @@ def extended_duration(current_s: float, assessment: CellSampling, cap_s: float) 
     return min(cap_s, math.ceil(current_s * assessment.growth_factor()))
 
 
-def rule_label(sampling: ModeSampling | None) -> str:
-    """A short cell of the summary table."""
-    if sampling is None:
+def rule_verdict(sampling: dict | None, short: bool = True) -> str:
+    """A mode's P99 rule as stored in the manifest (``ModeSampling`` as a dict), in words: met, over the
+    SLA (decided), or the requests still missing; ``short`` for the terminal's summary table, else the
+    report's wording."""
+    if not sampling:
         return "-"
-    if sampling.p99_over_sla:
-        return "over SLA"
-    parts = ["met" if sampling.rule_met else f"+{sampling.more_requests_needed} req"]
-    if sampling.interval_met is False:
-        parts.append(f"+/-{sampling.interval_half_width_pct:.0f}%")
-    return ", ".join(parts)
+    if sampling.get("p99_over_sla"):
+        return "over SLA" if short else "over SLA (decided)"
+    missing = sampling.get("more_requests_needed", 0)
+    width = sampling.get("interval_half_width_pct") or 0
+    if short:
+        text = "met" if sampling.get("rule_met") else f"+{missing} req"
+        return text + (f", +/-{width:.0f}%" if sampling.get("interval_met") is False else "")
+    text = "met" if sampling.get("rule_met") else f"not met: {missing} more requests"
+    return text + (f"; interval +/-{width:.1f} %" if sampling.get("interval_met") is False else "")
